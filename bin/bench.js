@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The `bench` command. Sources are TypeScript, run through tsx's loader, so a fresh
+// clone needs no build step; worker threads inherit the loader through execArgv.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));
