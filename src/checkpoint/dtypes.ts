@@ -127,9 +127,6 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(n);
   switch (dtype) {
-    case 'F32':
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
-      break;
     case 'F64':
       for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
       break;
