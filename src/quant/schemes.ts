@@ -112,3 +112,28 @@ export function withOverrides(scheme: Scheme, o: { groupSize?: number; symmetric
   }
   return { ...scheme, weights: w };
 }
+
+/** Input width assumed for per-channel scale overhead in bits-per-weight figures. */
+export const NOMINAL_IN_FEATURES = 4096;
+
+/**
+ * Storage bits per weight element including scale (and zero-point) overhead: int b +
+ * 16/G (+ b/G asym), MXFP4 4 + 8/32, NVFP4 4 + 8/16 (the one global scale is negligible),
+ * FP8 8 + 32/in. Per-channel scales are charged over NOMINAL_IN_FEATURES inputs.
+ */
+export function bitsPerWeight(s: Scheme): number {
+  const w = s.weights;
+  const per = (g: number) => (g === -1 || g === 0 ? NOMINAL_IN_FEATURES : g);
+  switch (w.kind) {
+    case 'none':
+      return 16;
+    case 'int':
+      return w.bits + 16 / per(w.groupSize) + (w.symmetric ? 0 : w.bits / per(w.groupSize));
+    case 'mxfp4':
+      return 4 + 8 / 32;
+    case 'nvfp4':
+      return 4 + 8 / 16;
+    case 'fp8':
+      return 8 + 32 / per(w.groupSize);
+  }
+}

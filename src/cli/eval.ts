@@ -1,0 +1,95 @@
+/**
+ * `bench eval --model DIR|stories260k --suite NAME [--base DIR] [--json]`: score one model on
+ * one suite with the embedded ONNX engine and print its metrics (a table, or JSON on stdout
+ * alone; progress goes to stderr).
+ */
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadTokenizer } from '../checkpoint/tokenizer.ts';
+import { OnnxEngine } from '../engines/onnx/engine.ts';
+import { UserError } from '../errors.ts';
+import { loadKldBase, runSuite } from '../eval/index.ts';
+import { loadSuite } from '../matrix/suites.ts';
+import type { MetricValue } from '../results/record.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+function modelDir(model: string): string {
+  const dir = model === 'stories260k' ? resolve(ROOT, 'models', 'stories260k') : resolve(model);
+  if (!existsSync(resolve(dir, 'config.json'))) throw new UserError(`${model}: not a model directory (no config.json); pass --model stories260k or a Hugging Face model directory`);
+  return dir;
+}
+
+function positiveInt(flag: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+function fmt(x: number | null): string {
+  if (x === null) return 'N/A';
+  return Math.abs(x) >= 1000 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(4) : x.toFixed(6);
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate one model on one suite with the embedded ONNX engine')
+    .requiredOption('--model <dir>', "model directory, or 'stories260k' for the bundled model")
+    .requiredOption('--suite <name>', 'suite name (suites/<name>.json) or path to a suite file')
+    .option('--base <dir>', 'base (unquantized) model for the kld suite')
+    .option('--base-cache <file>', 'kld: cached base log-probs to read if it exists, else to write after computing them')
+    .option('--limit <n>', 'score only the first n items (smoke runs only)', positiveInt('--limit'))
+    .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), 1)
+    .option('--items', 'include per-item values in --json output')
+    .option('--json', 'print JSON on stdout')
+    .action(async (o: { model: string; suite: string; base?: string; baseCache?: string; limit?: number; threads: number; items?: boolean; json?: boolean }) => {
+      const suite = loadSuite(o.suite);
+      const dir = modelDir(o.model);
+      const tok = await loadTokenizer(dir);
+      const engine = await OnnxEngine.open(dir, { maxLength: suite.params.maxLength, threads: o.threads });
+      let base: OnnxEngine | undefined;
+      try {
+        const cached = o.baseCache && existsSync(o.baseCache) ? loadKldBase(o.baseCache) : undefined;
+        if (suite.task === 'kld' && !cached) {
+          if (!o.base) throw new UserError(`suite '${suite.name}' compares against a base model; pass --base DIR (or --base-cache FILE of a computed base)`);
+          base = await OnnxEngine.open(modelDir(o.base), { maxLength: suite.params.maxLength, threads: o.threads });
+        }
+        const started = performance.now();
+        const tty = process.stderr.isTTY;
+        const metrics = await runSuite(suite, engine, tok, {
+          limit: o.limit,
+          baseEngine: base,
+          baseCache: cached,
+          baseCachePath: cached ? undefined : o.baseCache,
+          onProgress: (p) => process.stderr.write(`${tty ? '\r' : ''}${p.task}: batch ${p.batch}/${p.batches}${tty && p.batch < p.batches ? '' : '\n'}`),
+        });
+        const seconds = (performance.now() - started) / 1000;
+        print(metrics, { model: dir, suite: suite.name, seconds, json: o.json, items: o.items, limit: o.limit });
+      } finally {
+        await engine.close();
+        await base?.close();
+      }
+    });
+}
+
+function print(metrics: MetricValue[], o: { model: string; suite: string; seconds: number; json?: boolean; items?: boolean; limit?: number }): void {
+  if (o.json) {
+    const out = metrics.map((m) => (o.items ? m : { ...m, items: undefined }));
+    process.stdout.write(JSON.stringify({ model: o.model, suite: o.suite, limit: o.limit ?? null, evalSeconds: o.seconds, metrics: out }, null, 2) + '\n');
+    return;
+  }
+  const rows = metrics.map((m) => [m.metric, fmt(m.value), m.stderr === null ? 'N/A' : `± ${fmt(m.stderr)}`, String(m.n)]);
+  const head = ['metric', 'value', 'stderr', 'n'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  process.stdout.write(`${o.suite} on ${o.model}${o.limit ? ` (first ${o.limit} items only)` : ''}, ${o.seconds.toFixed(1)} s\n`);
+  process.stdout.write(line(head) + '\n');
+  for (const r of rows) process.stdout.write(line(r) + '\n');
+  const note = metrics.find((m) => m.extra?.stderrBootstrap);
+  if (note) process.stdout.write(`stderr: bootstrap over documents (${note.extra!.bootstrapIters} resamples); lm-eval reports none for these\n`);
+}

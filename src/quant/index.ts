@@ -1,0 +1,102 @@
+/**
+ * Public face of quant: quantize a model directory with a scheme and a method, and write
+ * the compressed-tensors checkpoint. Methods plug in through METHODS (RTN here; AutoRound
+ * adds its entry with the same signature).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { UserError, didYouMean } from '../errors.ts';
+import { writeCompressedCheckpoint } from '../checkpoint/compressed-tensors.ts';
+import { getScheme, withOverrides, type Scheme } from './schemes.ts';
+import { rtnQuantizeModel, type QuantizedLayers, type RtnOptions } from './rtn/index.ts';
+import { fp8Scale, nvfp4GlobalScale, type ScaleDtype } from './formats/index.ts';
+
+export interface QuantizeOptions {
+  /** Output checkpoint directory. */
+  out: string;
+  /** Integer schemes: group size override (-1 = per channel). */
+  groupSize?: number;
+  /** Integer schemes: asymmetric weights. */
+  asym?: boolean;
+  /** Layers kept in full precision besides embeddings and lm_head. */
+  ignore?: string[];
+  /** auto-round's exporter rule: skip layers whose dims are not multiples of 32. */
+  skipUnaligned?: boolean;
+  /** dtype of integer scales; default: bf16 for bf16 models, else fp16 (auto-round's default). */
+  scaleDtype?: ScaleDtype;
+  /** Replace an existing output directory. */
+  overwrite?: boolean;
+  /** Calibrated activation ranges per layer (needed by static FP8 and NVFP4 W4A4). */
+  inputAmax?: ReadonlyMap<string, number>;
+  onLayer?: (name: string, i: number, n: number) => void;
+}
+
+export interface QuantizeSummary {
+  out: string;
+  scheme: string;
+  method: string;
+  groupSize: number;
+  symmetric: boolean;
+  scaleDtype: ScaleDtype | null;
+  quantized: string[];
+  skipped: { name: string; reason: string }[];
+  seconds: number;
+}
+
+export type QuantMethod = (modelDir: string, scheme: Scheme, opts: RtnOptions & QuantizeOptions) => QuantizedLayers | Promise<QuantizedLayers>;
+
+export const METHODS: Record<string, QuantMethod> = {
+  rtn: (dir, scheme, opts) => rtnQuantizeModel(dir, scheme, opts),
+};
+
+/** Per-model settings until models.json carries them: stories260k's layers are 64 and 172 wide. */
+export const MODEL_DEFAULTS: Record<string, { groupSize?: number }> = {
+  stories260k: { groupSize: 32 },
+};
+
+/** Resolve a model alias or directory. */
+export function resolveModelDir(model: string, root = process.cwd()): string {
+  if (model === 'stories260k') return resolve(root, 'models', 'stories260k');
+  return resolve(model);
+}
+
+function defaultScaleDtype(modelDir: string): ScaleDtype {
+  try {
+    const raw = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
+    return (raw.torch_dtype ?? raw.dtype) === 'bfloat16' ? 'BF16' : 'F16';
+  } catch {
+    return 'F16';
+  }
+}
+
+export async function quantizeModel(modelDir: string, schemeName: string, method: string, options: QuantizeOptions): Promise<QuantizeSummary> {
+  const t0 = performance.now();
+  const run = METHODS[method];
+  if (!run) throw new UserError(`unknown quantization method '${method}'; ${didYouMean(method, Object.keys(METHODS))}`);
+  if (!existsSync(join(modelDir, 'config.json'))) throw new UserError(`${modelDir}: not a model directory (no config.json); pass --model stories260k or a Hugging Face model directory`);
+  if (existsSync(options.out) && !options.overwrite) throw new UserError(`${options.out} already exists; choose another --out or pass --force to replace it`);
+  let scheme = getScheme(schemeName);
+  if (scheme.weights.kind === 'none') throw new UserError(`scheme ${scheme.name} is the unquantized baseline; there is nothing to quantize (use the model directory itself)`);
+  scheme = withOverrides(scheme, { groupSize: options.groupSize, symmetric: options.asym ? false : undefined });
+  const calibrated = scheme.activations.kind === 'nvfp4' || (scheme.activations.kind === 'fp8' && !scheme.activations.dynamic);
+  if (calibrated && method === 'rtn' && !options.inputAmax)
+    throw new UserError(`scheme ${scheme.name} quantizes activations with calibrated ranges, which RTN does not collect; use --method autoround, or ${scheme.activations.kind === 'nvfp4' ? 'NVFP4A16' : 'W8A8-FP8 (dynamic)'}`);
+  const scaleDtype = scheme.weights.kind === 'int' ? options.scaleDtype ?? defaultScaleDtype(modelDir) : undefined;
+  const q = await run(modelDir, scheme, { ...options, scaleDtype });
+  const amax = options.inputAmax ?? q.inputAmax;
+  const inputScales = amax && scheme.activations.kind === 'fp8' && !scheme.activations.dynamic
+    ? new Map([...amax].map(([k, a]) => [k, fp8Scale(a)])) : undefined;
+  const inputGlobalScales = amax && scheme.activations.kind === 'nvfp4'
+    ? new Map([...amax].map(([k, a]) => [k, nvfp4GlobalScale(a)])) : undefined;
+  writeCompressedCheckpoint(modelDir, options.out, scheme, q.layers, {
+    overwrite: options.overwrite, unquantized: q.skipped.map((s) => s.name), inputScales, inputGlobalScales,
+  });
+  return {
+    out: options.out, scheme: scheme.name, method, groupSize: scheme.weights.groupSize, symmetric: scheme.weights.symmetric,
+    scaleDtype: scaleDtype ?? null, quantized: q.quantized, skipped: q.skipped, seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+export { rtnQuantizeModel, rtnQuantizeWeights } from './rtn/index.ts';
+export { readCompressedCheckpoint, writeCompressedCheckpoint } from '../checkpoint/compressed-tensors.ts';
+export { quantizeWeight, dequantizeWeight, quantizeActivations } from './formats/index.ts';

@@ -1,0 +1,59 @@
+/**
+ * `bench serve`'s logic: open the embedded engine and tokenizer for a model directory and
+ * put them behind the vLLM-compatible API. The HTTP part (server.ts) knows only `Engine`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadTokenizer } from '../checkpoint/tokenizer.ts';
+import { OnnxEngine } from '../engines/onnx/engine.ts';
+import { UserError } from '../errors.ts';
+import { CompletionServer, type RunningServer } from './server.ts';
+
+export { CompletionServer, OrderedDict, toJsonText, type ServeOptions, type ServeTokenizer, type RunningServer } from './server.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface BenchServeOptions {
+  model: string;
+  servedName?: string;
+  host: string;
+  port: number;
+  maxLogprobs: number;
+  maxModelLen?: number;
+  threads: number;
+}
+
+function packageVersion(): string {
+  try {
+    return `bench-serve-${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}`;
+  } catch {
+    return 'bench-serve';
+  }
+}
+
+export async function startBenchServe(o: BenchServeOptions): Promise<{ running: RunningServer; close(): Promise<void>; name: string }> {
+  const dir = o.model === 'stories260k' ? join(ROOT, 'models', 'stories260k') : resolve(o.model);
+  if (!existsSync(join(dir, 'config.json'))) throw new UserError(`${o.model}: not a model directory (no config.json); pass a Hugging Face model directory or 'stories260k'`);
+  const engine = await OnnxEngine.open(dir, { threads: o.threads, ...(o.maxModelLen ? { maxLength: o.maxModelLen } : {}) });
+  const tokenizer = await loadTokenizer(dir);
+  const name = o.servedName ?? o.model;
+  const api = new CompletionServer(engine, tokenizer, { modelName: name, root: o.model, maxLogprobs: o.maxLogprobs, maxModelLen: o.maxModelLen, version: packageVersion() });
+  let running: RunningServer;
+  try {
+    running = await api.listen(o.port, o.host);
+  } catch (e) {
+    await engine.close();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new UserError(`port ${o.port} on ${o.host} is already in use (EADDRINUSE: Address already in use); choose another --port`);
+    throw new UserError(`cannot listen on ${o.host}:${o.port} (${err.message}); check --host and --port`);
+  }
+  return {
+    running,
+    name,
+    close: async () => {
+      await running.close();
+      await engine.close();
+    },
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * External quantizer jobs with real processes: a fake `auto-round` / llm-compressor driver
+ * (fixtures/fake-quantizer.mjs) prints the tools' progress lines and writes a
+ * compressed-tensors checkpoint; the job must parse progress, validate the output and
+ * name tool + version, and fail in one line (with the log) on crash, timeout, cancel,
+ * incomplete or wrong-format output. No child may outlive its test.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseProgress, runAutoRound, runLlmCompressor, stripAnsi, validateQuantizedCheckpoint, type Progress } from '../../src/quant/external/index.ts';
+import { UserError } from '../../src/errors.ts';
+
+const FAKE = resolve(import.meta.dirname, 'fixtures/fake-quantizer.mjs');
+const PY = resolve(import.meta.dirname, 'fixtures/fake-python.mjs');
+const SAMPLE = resolve(import.meta.dirname, '../../harness/fixtures/autoround/stderr_w4a16_sample.log');
+const tmp = mkdtempSync(join(tmpdir(), 'extq-test-'));
+let n = 0;
+const fresh = () => join(tmp, `job ${++n} "q"; x`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function assertGone(pid: number | undefined): Promise<void> {
+  assert.ok(pid, 'child had a pid');
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid!, 0);
+    } catch {
+      return;
+    }
+    await sleep(50);
+  }
+  assert.fail(`child ${pid} still running`);
+}
+async function expectUserError(p: Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof UserError, String((e as Error).stack));
+    assert.match(e.message, re);
+    assert.ok(!e.message.includes('\n'));
+    return;
+  }
+  assert.fail('expected an error');
+}
+
+test('progress lines of the auto-round stderr sample parse into the documented events', () => {
+  const lines = readFileSync(SAMPLE, 'utf8').split(/\r\n|\r|\n/).map(stripAnsi);
+  const events = lines.map(parseProgress).filter((p): p is Progress => p !== null);
+  assert.deepEqual(events, [
+    { kind: 'block', layer: 0, done: 0, total: 28 },
+    { kind: 'block-loss', quantized: 7, total: 7, lossFirst: 0.000213, bestIter: 187, lossBest: 0.000081 },
+    { kind: 'memory', peakRamGB: 9.87, peakVramGB: 7.41 },
+    { kind: 'block', layer: 1, done: 1, total: 28 },
+    { kind: 'block-loss', quantized: 7, total: 7, lossFirst: 0.00193, bestIter: 199, lossBest: 0.00064 },
+    { kind: 'memory', peakRamGB: 9.91, peakVramGB: 7.52 },
+    { kind: 'tuning-time', seconds: 1048.2337 },
+    { kind: 'summary', quantized: 196, total: 197, unquantized: 'lm_head' },
+  ]);
+  assert.deepEqual(parseProgress('[lowbit] stage: quantize scheme=W4A16 method=rtn'), { kind: 'stage', stage: 'quantize scheme=W4A16 method=rtn' });
+});
+
+test('auto-round job: argv untouched, progress streamed, export folder located and validated, tool + version named', async () => {
+  const out = fresh();
+  const model = `/models/org/tiny llama "x"; y`;
+  const events: Progress[] = [];
+  let pid: number | undefined;
+  const r = await runAutoRound(
+    { model, scheme: 'W4A16', method: 'autoround', outputDir: out, command: FAKE },
+    { logPath: join(out, 'job.log'), env: { FAKE_EXPORT: 'tiny llama "x"; y-w4g128' }, python: PY, onProgress: (p) => events.push(p), onSpawn: (p) => (pid = p), timeoutMs: 20_000 },
+  );
+  await assertGone(pid);
+  assert.equal(r.tool, 'auto-round');
+  assert.equal(r.toolVersion, '9.9.9-fake+auto-round');
+  assert.equal(r.checkpoint, join(out, 'tiny llama "x"; y-w4g128'));
+  assert.equal(r.format, 'pack-quantized');
+  assert.equal(r.quantizedLayers.length, 14);
+  assert.equal(r.compressedTensorsVersion, '0.20.0');
+  assert.equal(r.tuningSeconds, 2.75);
+  assert.deepEqual(r.blockLosses, [0.0004, 0.0005]);
+  assert.deepEqual(events.filter((e) => e.kind === 'block').map((e) => (e as { layer: number }).layer), [0, 1]);
+  assert.deepEqual(r.argv, [FAKE, '--model', model, '--scheme', 'W4A16', '--format', 'llm_compressor', '--output_dir', out]);
+  assert.ok(readFileSync(r.logPath, 'utf8').includes(JSON.stringify(r.argv.slice(1))), 'the tool received exactly our argv');
+});
+
+test('auto-round pure RTN (model-free) exports straight into output_dir', async () => {
+  const out = fresh();
+  const r = await runAutoRound({ model: 'org/tiny', scheme: 'W4A16', method: 'rtn', outputDir: out, command: FAKE }, { logPath: join(out, 'job.log'), python: PY });
+  assert.equal(r.checkpoint, out);
+  assert.deepEqual(r.blockLosses, []);
+});
+
+test('a crashing tool gives its Python error in one line with the log path', async () => {
+  const out = fresh();
+  await expectUserError(
+    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, command: FAKE }, { logPath: join(out, 'job.log'), env: { FAKE_MODE: 'fail' } }),
+    /^auto-round exited with code 1: torch\.OutOfMemoryError: CUDA out of memory\. Tried to allocate 2\.00 GiB;.*log: .*job\.log$/,
+  );
+});
+
+test('timeout and cancellation stop the tool (SIGTERM) and say so', async () => {
+  const out = fresh();
+  let pid: number | undefined;
+  const t0 = Date.now();
+  await expectUserError(
+    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, command: FAKE }, { logPath: join(out, 't.log'), env: { FAKE_MODE: 'hang' }, timeoutMs: 800, graceMs: 500, onSpawn: (p) => (pid = p) }),
+    /auto-round did not finish within 1 s and was stopped.*log: /,
+  );
+  assert.ok(Date.now() - t0 < 5000);
+  await assertGone(pid);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 300);
+  await expectUserError(
+    runLlmCompressor({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out, driver: 'harness/llmcompressor_quantize.py', python: FAKE }, { logPath: join(out, 'c.log'), env: { FAKE_MODE: 'hang' }, signal: ac.signal, onSpawn: (p) => (pid = p) }),
+    /llm-compressor driver was cancelled/,
+  );
+  await assertGone(pid);
+});
+
+test('output is validated before the job counts: missing promised tensor, wrong quant_method', async () => {
+  const out = fresh();
+  await expectUserError(
+    runLlmCompressor({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out, driver: 'd.py', python: FAKE }, { logPath: join(out, 'j.log'), env: { FAKE_MODE: 'incomplete' } }),
+    /tensor 'model\.layers\.1\.mlp\.down_proj\.weight_packed' is missing although quantization_config \(pack-quantized\) promises it/,
+  );
+  const out2 = fresh();
+  await expectUserError(
+    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out2, command: FAKE }, { logPath: join(out2, 'j.log'), env: { FAKE_MODE: 'dense-config' } }),
+    /quant_method "auto-round", not "compressed-tensors"; export with --format llm_compressor/,
+  );
+  const out3 = fresh();
+  await expectUserError(
+    runLlmCompressor({ model: 'm', scheme: 'NVFP4A16', method: 'rtn', outputDir: out3, driver: 'd.py', python: FAKE }, { logPath: join(out3, 'j.log') }),
+    /layer 'model\.layers\.0\.self_attn\.q_proj': weights are int4 group 128, NVFP4A16 needs float4 group 16; the tool did not produce the requested scheme/,
+  );
+});
+
+test('llm-compressor driver job: versions from the driver summary line', async () => {
+  const out = fresh();
+  const r = await runLlmCompressor({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, driver: 'harness/llmcompressor_quantize.py', python: FAKE }, { logPath: join(out, 'j.log') });
+  assert.equal(r.tool, 'llm-compressor');
+  assert.equal(r.toolVersion, '0.0.0-fake');
+  assert.equal(r.versions['compressed-tensors'], '0.20.0');
+  assert.equal(r.argv[1], 'harness/llmcompressor_quantize.py');
+  assert.equal(validateQuantizedCheckpoint(out, 'x').quantized.length, 14);
+});
