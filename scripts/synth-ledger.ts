@@ -117,13 +117,13 @@ export function synthLedger(o: SynthOptions): { records: number; rows: number } 
         const kv = Array.from(u, (x) => loss * 2 * (0.2 + x) * (0.9 + 0.2 * rand()));
         const kmean = kv.reduce((a, b) => a + b, 0) / K;
         const sorted = [...kv].sort((a, b) => a - b);
-        stamp({ task: 'kld', metric: 'kld_mean', value: kmean, stderr: kmean * 0.05, n: K, higherIsBetter: false, items: { aggregation: 'mean', values: kv } });
+        stamp({ task: 'kld', metric: 'kld', value: kmean, stderr: kmean * 0.05, n: K, higherIsBetter: false, items: { aggregation: 'mean', values: kv } });
         stamp({ task: 'kld', metric: 'kld_median', value: sorted[K >> 1], stderr: null, n: K, higherIsBetter: false });
         stamp({ task: 'kld', metric: 'kld_p99', value: sorted[Math.floor(0.99 * (K - 1))], stderr: null, n: K, higherIsBetter: false });
         stamp({ task: 'kld', metric: 'kld_max', value: sorted[K - 1], stderr: null, n: K, higherIsBetter: false });
         const t1: number[] = Array.from(u, (x) => (x > loss * 3 ? 1 : 0));
         const tv = t1.reduce((a, b) => a + b, 0) / K;
-        stamp({ task: 'kld', metric: 'top1_agreement', value: tv, stderr: Math.sqrt((tv * (1 - tv)) / (K - 1)), n: K, higherIsBetter: true, items: { aggregation: 'mean', values: t1 } });
+        stamp({ task: 'kld', metric: 'same_top_p', value: tv, stderr: Math.sqrt((tv * (1 - tv)) / (K - 1)), n: K, higherIsBetter: true, items: { aggregation: 'mean', values: t1 } });
       }
     }
   }

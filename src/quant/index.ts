@@ -60,13 +60,17 @@ export function resolveModelDir(model: string, root = process.cwd()): string {
   return resolve(model);
 }
 
-function defaultScaleDtype(modelDir: string): ScaleDtype {
+function readRawConfig(modelDir: string): Record<string, unknown> {
   try {
-    const raw = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
-    return (raw.torch_dtype ?? raw.dtype) === 'bfloat16' ? 'BF16' : 'F16';
-  } catch {
-    return 'F16';
+    return JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
+  } catch (e) {
+    throw new UserError(`${join(modelDir, 'config.json')}: not valid JSON (${(e as Error).message})`);
   }
+}
+
+function defaultScaleDtype(modelDir: string): ScaleDtype {
+  const raw = readRawConfig(modelDir);
+  return (raw.torch_dtype ?? raw.dtype) === 'bfloat16' ? 'BF16' : 'F16';
 }
 
 export async function quantizeModel(modelDir: string, schemeName: string, method: string, options: QuantizeOptions): Promise<QuantizeSummary> {
@@ -74,6 +78,8 @@ export async function quantizeModel(modelDir: string, schemeName: string, method
   const run = METHODS[method];
   if (!run) throw new UserError(`unknown quantization method '${method}'; ${didYouMean(method, Object.keys(METHODS))}`);
   if (!existsSync(join(modelDir, 'config.json'))) throw new UserError(`${modelDir}: not a model directory (no config.json); pass --model stories260k or a Hugging Face model directory`);
+  if (readRawConfig(modelDir).quantization_config)
+    throw new UserError(`${modelDir}: already quantized (config.json has quantization_config); quantize the unquantized model instead`);
   if (existsSync(options.out) && !options.overwrite) throw new UserError(`${options.out} already exists; choose another --out or pass --force to replace it`);
   let scheme = getScheme(schemeName);
   if (scheme.weights.kind === 'none') throw new UserError(`scheme ${scheme.name} is the unquantized baseline; there is nothing to quantize (use the model directory itself)`);

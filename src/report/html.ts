@@ -31,7 +31,7 @@ export function modelPage(model: string): string {
 
 function metricFmt(c: MetricColumn): ClientColumn['fmt'] {
   const k = metricKind(c.task, c.metric, c.higherIsBetter);
-  if (k === 'accuracy' || c.metric === 'top1_agreement') return 'f4';
+  if (k === 'accuracy' || c.metric === 'same_top_p') return 'f4';
   if (k === 'perplexity') return 'f3';
   return 'g4';
 }

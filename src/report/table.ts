@@ -42,7 +42,7 @@ export function metricBase(metric: string): string {
 
 export function metricKind(task: string, metric: string, higherIsBetter: boolean): MetricKind {
   const m = metricBase(metric);
-  if (m.startsWith('kld') || m === 'top1_agreement' || task === 'kld') return 'kld';
+  if (m.startsWith('kld') || m === 'same_top_p' || task === 'kld') return 'kld';
   if ((ACCURACY_METRICS as readonly string[]).includes(m)) return 'accuracy';
   if (!higherIsBetter && (m.includes('perplexity') || m.startsWith('bits_per'))) return 'perplexity';
   return 'other';
@@ -150,7 +150,7 @@ function metricOrder(m: string): number {
   if (a >= 0) return a;
   const p = (PERPLEXITY_METRICS as readonly string[]).indexOf(b);
   if (p >= 0) return 20 + p;
-  const k = ['kld_mean', 'kld_median', 'kld_p99', 'kld_max', 'top1_agreement'].indexOf(b);
+  const k = ['kld', 'same_top_p', 'delta_p', 'rms_delta_p', 'ppl_ratio'].indexOf(b);
   if (k >= 0) return 40 + k;
   return 60;
 }
@@ -293,9 +293,9 @@ export function buildLeaderboard(records: readonly ResultRecord[], opts: Leaderb
         row.averageStderr = cs.every((c) => c.stderr !== null) ? Math.sqrt(cs.reduce((s, c) => s + c.stderr! ** 2, 0)) / cs.length : null;
       }
     }
-    const kld = pickCell(row, 'kld_mean');
+    const kld = pickCell(row, 'kld');
     if (kld) [row.kld, row.kldStderr] = [kld.value, kld.stderr];
-    const top1 = pickCell(row, 'top1_agreement');
+    const top1 = pickCell(row, 'same_top_p');
     if (top1) [row.top1, row.top1Stderr] = [top1.value, top1.stderr];
     if (spec.pplKey && row.cells[spec.pplKey]) {
       row.pplKey = spec.pplKey;

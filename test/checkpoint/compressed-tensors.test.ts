@@ -134,6 +134,10 @@ test('CLI: source checkpoint tensors disagree with its config -> exit 2', () => 
   assertExit2(bench('quantize', '--model', broken, '--scheme', 'W4A16', '--group-size', '32', '--out', join(root, 'x3')), /missing tensor 'model.layers.1.mlp.up_proj.weight'/);
 });
 
+test('CLI: quantizing an already-quantized checkpoint -> exit 2', () => {
+  assertExit2(bench('quantize', '--model', good, '--scheme', 'W4A16', '--group-size', '32', '--out', join(root, 'x4')), /already quantized \(config.json has quantization_config\)/);
+});
+
 test('CLI: quantize --json writes a summary on stdout alone, and the checkpoint reads back', () => {
   const out = join(root, 'cli-out');
   const r = bench('quantize', '--model', model, '--scheme', 'NVFP4A16', '--out', out, '--json');

@@ -32,7 +32,7 @@ test('z-test from stderrs: a worked case', () => {
 
 test('paired test over items: flipped answers are caught, an identical rerun is not', () => {
   const n = 400;
-  const base = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : 1));
+  const base: number[] = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 0 : 1));
   const worse = base.map((v, i) => (i % 10 === 1 && v === 1 ? 0 : v)); // 40 correct answers lost
   const items = (values: number[]) => ({ aggregation: 'mean' as const, values });
   const mk = (values: number[]) => rec({ value: values.reduce((a, b) => a + b, 0) / n, stderr: 0.02, items: items(values) });

@@ -44,8 +44,8 @@ const LEDGER: ResultRecord[] = [
   rec({ scheme: 'W4A16', method: 'rtn', task: 'lastword', metric: 'acc', value: 0.36, stderr: 0.04 }),
   rec({ scheme: 'W4A16', method: 'rtn', task: 'lastword', metric: 'acc_norm', value: 0.3, stderr: 0.04 }),
   rec({ scheme: 'W4A16', method: 'rtn', task: 'ppl', metric: 'word_perplexity', value: 12.5, stderr: 0.6 }),
-  rec({ scheme: 'W4A16', method: 'rtn', task: 'kld', metric: 'kld_mean', value: 0.05, stderr: 0.002 }),
-  rec({ scheme: 'W4A16', method: 'rtn', task: 'kld', metric: 'top1_agreement', value: 0.9, stderr: 0.01 }),
+  rec({ scheme: 'W4A16', method: 'rtn', task: 'kld', metric: 'kld', value: 0.05, stderr: 0.002 }),
+  rec({ scheme: 'W4A16', method: 'rtn', task: 'kld', metric: 'same_top_p', value: 0.9, stderr: 0.01 }),
   rec({ scheme: 'W4A16', method: 'autoround', task: 'cloze', metric: 'acc', value: 0.57, stderr: 0.05 }),
   rec({ scheme: 'W4A16', method: 'autoround', task: 'ppl', metric: 'word_perplexity', value: 11, stderr: 0.55 }),
 ];
@@ -103,7 +103,7 @@ test('recovery: q/b for higher-is-better, b/q for perplexity; ratio of averages'
   const sd2 = Math.hypot(0.04, 0.04);
   assert.ok(Math.abs(rtn.recoveryStderr! - Math.hypot(sd1, sd2) / 2 / 0.5) < 1e-12);
   // KLD has no recovery; KLD and top-1 columns come from the kld task.
-  assert.equal(rtn.cells['kld/kld_mean'].recovery, null);
+  assert.equal(rtn.cells['kld/kld'].recovery, null);
   assert.equal(rtn.kld, 0.05);
   assert.equal(rtn.top1, 0.9);
   assert.equal(base.kld, null);
@@ -126,7 +126,7 @@ test('metric kinds and scheme bit widths', () => {
   assert.equal(metricKind('arc_challenge', 'acc_norm,none', true), 'accuracy');
   assert.equal(metricKind('wikitext', 'word_perplexity', false), 'perplexity');
   assert.equal(metricKind('tinystories-ppl', 'bits_per_byte', false), 'perplexity');
-  assert.equal(metricKind('kld', 'top1_agreement', true), 'kld');
+  assert.equal(metricKind('kld', 'same_top_p', true), 'kld');
   assert.deepEqual(
     ['W2A16', 'W3A16', 'W4A16', 'W8A16', 'MXFP4A16', 'NVFP4A16', 'NVFP4', 'W8A8-FP8', 'W8A8-FP8-STATIC', 'BF16'].map((s) => schemeBits(s)),
     [2, 3, 4, 8, 4, 4, 4, 8, 8, 16],

@@ -127,15 +127,23 @@ test('scores loglikelihood, rolling, top-k and greedy generation exactly as the 
       near(short.logprob, expectedLogprobs(BOS, 0)[3] + expectedLogprobs(3, 1)[4]);
 
       if (mode === 'prompt_logprobs') {
-        const [top] = await e.topLogprobs([{ tokens: [BOS, 4, 5, 6], k: 3 }]);
-        assert.equal(top.positions, 3);
-        for (let p = 0; p < 3; p++) {
-          const d = expectedLogprobs([BOS, 4, 5, 6][p], p);
-          const order = [...d.keys()].sort((a, b) => d[b] - d[a]);
-          assert.deepEqual([...top.ids.subarray(p * 3, p * 3 + 3)], order.slice(0, 3));
-          for (let j = 0; j < 3; j++) near(top.logprobs[p * 3 + j], d[order[j]], 1e-6);
-          near(top.targetLogprobs[p], d[[BOS, 4, 5, 6][p + 1]]);
-        }
+        // Mixed k, more sequences than one batch (batchSize 2): each result in request order.
+        const seqs = [[BOS, 4, 5, 6], [BOS, 9, 8], [BOS, 30, 1, 2, 3], [BOS, 7]];
+        const ks = [3, 2, 3, 1];
+        const tops = await e.topLogprobs(seqs.map((tokens, i) => ({ tokens, k: ks[i] })));
+        tops.forEach((top, s) => {
+          const seq = seqs[s];
+          const k = ks[s];
+          assert.equal(top.positions, seq.length - 1);
+          assert.equal(top.k, k);
+          for (let p = 0; p < seq.length - 1; p++) {
+            const d = expectedLogprobs(seq[p], p);
+            const order = [...d.keys()].sort((a, b) => d[b] - d[a]);
+            assert.deepEqual([...top.ids.subarray(p * k, p * k + k)], order.slice(0, k));
+            for (let j = 0; j < k; j++) near(top.logprobs[p * k + j], d[order[j]], 1e-6);
+            near(top.targetLogprobs[p], d[seq[p + 1]]);
+          }
+        });
         const gen = await e.generateGreedy([BOS, 5], 3);
         assert.deepEqual(gen, greedyCont);
       }

@@ -242,34 +242,21 @@ export class VllmEngine implements Engine {
   }
 
   async topLogprobs(requests: readonly TopLogprobsRequest[]): Promise<TopLogprobsResult[]> {
-    const out: TopLogprobsResult[] = [];
-    for (const q of requests) {
+    requests.forEach((q) => {
       if (!Number.isInteger(q.k) || q.k < 1) throw new UserError(`top-k must be a positive integer, got ${q.k}`);
       if (q.tokens.length < 2) throw new UserError('top-k logprobs need at least 2 tokens');
       if (q.tokens.length > this.maxModelLen - 1) throw new UserError(`sequence of ${q.tokens.length} tokens does not fit max_model_len ${this.maxModelLen}; shorten it or raise --max-model-len`);
-      const [c] = await this.complete({ prompt: [...q.tokens], max_tokens: 1, prompt_logprobs: q.k });
-      const plp = c.prompt_logprobs;
-      if (!Array.isArray(plp) || plp.length !== q.tokens.length) throw new UserError(`server returned no prompt_logprobs aligned with the prompt; it needs vLLM's prompt_logprobs extension`);
-      const positions = q.tokens.length - 1;
-      const ids = new Int32Array(positions * q.k);
-      const lps = new Float32Array(positions * q.k);
-      const target = new Float64Array(positions);
-      for (let p = 0; p < positions; p++) {
-        const d = plp[p + 1];
-        const tok = q.tokens[p + 1];
-        const e = d?.[String(tok)];
-        if (!d || !e) throw new UserError(`prompt_logprobs at position ${p + 1} lacks the prompt token ${tok}`);
-        target[p] = e.logprob;
-        const ranked = Object.entries(d)
-          .map(([id, v]) => ({ id: Number(id), lp: v.logprob, rank: v.rank ?? 0 }))
-          .sort((a, b) => b.lp - a.lp || a.rank - b.rank || a.id - b.id);
-        if (ranked.length < q.k) throw new UserError(`server returned ${ranked.length} alternatives, asked for ${q.k}; raise --max-logprobs`);
-        for (let j = 0; j < q.k; j++) {
-          ids[p * q.k + j] = ranked[j].id;
-          lps[p * q.k + j] = ranked[j].lp;
-        }
+    });
+    const out: TopLogprobsResult[] = new Array(requests.length);
+    // One request per batch of sequences sharing k (prompt_logprobs is per request).
+    const byK = new Map<number, number[]>();
+    requests.forEach((q, i) => byK.set(q.k, [...(byK.get(q.k) ?? []), i]));
+    for (const [k, idx] of byK) {
+      for (let b = 0; b < idx.length; b += this.batchSize) {
+        const batch = idx.slice(b, b + this.batchSize);
+        const choices = await this.complete({ prompt: batch.map((i) => [...requests[i].tokens]), max_tokens: 1, prompt_logprobs: k });
+        batch.forEach((i, j) => (out[i] = topFromPromptLogprobs(choices[j], requests[i].tokens, k)));
       }
-      out.push({ positions, k: q.k, ids, logprobs: lps, targetLogprobs: target });
     }
     return out;
   }
@@ -290,6 +277,32 @@ export class VllmEngine implements Engine {
     this.closed = true;
     if (this.server) await this.server.stop();
   }
+}
+
+function topFromPromptLogprobs(c: Choice, tokens: readonly number[], k: number): TopLogprobsResult {
+  const plp = c.prompt_logprobs;
+  if (!Array.isArray(plp) || plp.length !== tokens.length) throw new UserError('server returned no prompt_logprobs aligned with the prompt; it needs vLLM\'s prompt_logprobs extension');
+  const positions = tokens.length - 1;
+  const ids = new Int32Array(positions * k);
+  const lps = new Float32Array(positions * k);
+  const target = new Float64Array(positions);
+  for (let p = 0; p < positions; p++) {
+    const d = plp[p + 1];
+    const tok = tokens[p + 1];
+    const e = d?.[String(tok)];
+    if (!d || !e) throw new UserError(`prompt_logprobs at position ${p + 1} lacks the prompt token ${tok}`);
+    target[p] = e.logprob;
+    // The dict holds the top-k plus the actual token: order by logprob (rank breaks ties).
+    const ranked = Object.entries(d)
+      .map(([id, v]) => ({ id: Number(id), lp: v.logprob, rank: v.rank ?? 0 }))
+      .sort((a, b) => b.lp - a.lp || a.rank - b.rank || a.id - b.id);
+    if (ranked.length < k) throw new UserError(`server returned ${ranked.length} alternatives, asked for ${k}; raise --max-logprobs`);
+    for (let j = 0; j < k; j++) {
+      ids[p * k + j] = ranked[j].id;
+      lps[p * k + j] = ranked[j].lp;
+    }
+  }
+  return { positions, k, ids, logprobs: lps, targetLogprobs: target };
 }
 
 function fromPromptLogprobs(c: Choice, full: number[], ctxlen: number): LoglikelihoodResult {

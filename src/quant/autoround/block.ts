@@ -69,6 +69,10 @@ export class BlockWorkspace {
   cos: Float64Array; sin: Float64Array;
   // backward scratch
   dA: F; dB: F; dq: F; dk: F; dv: F; dgate: F; dup: F; dm: F; dh: F; dx2: F; dP: Float64Array;
+  /** Transpose scratch for the matrix products (activations [*, T], one weight). */
+  tA: F; tB: F; Wt: F;
+  /** Keys and values packed per kv head ([KV][T][hd], contiguous) and their float64 gradients. */
+  kp: F; vp: F; dkp: Float64Array; dvp: Float64Array;
 
   constructor(s: BlockShape, T: number, ctor: FCtor) {
     this.T = T; this.s = s; this.ctor = ctor;
@@ -83,6 +87,10 @@ export class BlockWorkspace {
     this.dA = n(Math.max(D, Fi, qd)); this.dB = n(Math.max(D, Fi, qd));
     this.dq = n(qd); this.dk = n(kd); this.dv = n(kd); this.dgate = n(Fi); this.dup = n(Fi); this.dm = n(Fi); this.dh = n(D); this.dx2 = n(D);
     this.dP = new Float64Array(T);
+    const wide = Math.max(D, Fi, qd);
+    this.tA = n(wide); this.tB = n(wide);
+    this.Wt = new ctor(Math.max(...linearShapes(s).map(([r, c]) => r * c)));
+    this.kp = n(kd); this.vp = n(kd); this.dkp = new Float64Array(T * kd); this.dvp = new Float64Array(T * kd);
     // RoPE tables as HF computes them: inv_freq and angles in float32.
     const half = s.headDim / 2;
     this.cos = new Float64Array(T * half); this.sin = new Float64Array(T * half);
@@ -205,7 +213,7 @@ function actQuantBwd(x: F, d: F, rows: number, cols: number, aq: ActQuant | null
  */
 export function blockForward(p: BlockParams, s: BlockShape, ws: BlockWorkspace, x: F, xo: number, aq: ActQuant | null, smooth: boolean, record?: Float64Array): void {
   const T = ws.T, D = s.hidden, Fi = s.inter, H = s.nHeads, KV = s.nKv, hd = s.headDim;
-  const qd = H * hd, kd = KV * hd, half = hd / 2, grp = H / KV;
+  const qd = H * hd, kd = KV * hd, half = hd / 2;
   const xs = x.subarray(xo, xo + T * D) as F;
   const fr = ws.ctor === Float32Array ? Math.fround : (v: number) => v;
   rmsnormFwd(xs, p.ln1, ws.h1, ws.r1, T, D, s.eps);
@@ -227,34 +235,8 @@ export function blockForward(p: BlockParams, s: BlockShape, ws: BlockWorkspace, 
   rope(ws.q, ws.qr, ws, T, H, hd, half, 1);
   rope(ws.k, ws.kr, ws, T, KV, hd, half, 1);
   // Causal grouped-query attention; P keeps the softmax for the backward.
-  const scale = 1 / Math.sqrt(hd);
+  attentionForward(ws, T, H, KV, hd, fr);
   const att = ws.att;
-  att.fill(0);
-  for (let h = 0; h < H; h++) {
-    const g = Math.floor(h / grp);
-    const Ph = h * T * T;
-    for (let t = 0; t < T; t++) {
-      const qo = t * qd + h * hd;
-      let mx = -Infinity;
-      const row = Ph + t * T;
-      for (let u = 0; u <= t; u++) {
-        const ko = u * kd + g * hd;
-        let d = 0;
-        for (let j = 0; j < hd; j++) d += ws.qr[qo + j] * ws.kr[ko + j];
-        d = fr(d * scale);
-        ws.P[row + u] = d;
-        if (d > mx) mx = d;
-      }
-      let sum = 0;
-      for (let u = 0; u <= t; u++) { const e = Math.exp(ws.P[row + u] - mx); ws.P[row + u] = e; sum += e; }
-      const inv = 1 / sum;
-      for (let u = 0; u <= t; u++) {
-        const pr = (ws.P[row + u] = ws.P[row + u] * inv);
-        const vo = u * kd + g * hd;
-        for (let j = 0; j < hd; j++) att[qo + j] += pr * ws.v[vo + j];
-      }
-    }
-  }
   if (record) record[1] = Math.max(record[1], absMax(att, T * qd));
   actQuantFwd(att, ws.attq, T, qd, aq, 1, smooth);
   mmNT(ws.attq, Wo, ws.x2, T, D, qd);
@@ -306,12 +288,13 @@ function rope(x: F, out: F, ws: BlockWorkspace, T: number, heads: number, hd: nu
  */
 export function blockBackward(p: BlockParams, s: BlockShape, ws: BlockWorkspace, x: F, xo: number, dy: F, dx: F | null, dxo: number, dW: (F | null)[], aq: ActQuant | null, smooth: boolean): void {
   const T = ws.T, D = s.hidden, Fi = s.inter, H = s.nHeads, KV = s.nKv, hd = s.headDim;
-  const qd = H * hd, kd = KV * hd, half = hd / 2, grp = H / KV;
+  const qd = H * hd, kd = KV * hd, half = hd / 2;
   const xs = x.subarray(xo, xo + T * D) as F;
   // MLP: y = x2 + mq·Wdᵀ
-  if (dW[6]) mmTNacc(dy, ws.mq, dW[6], D, Fi, T);
+  const { tA, tB, Wt } = ws;
+  if (dW[6]) mmTNacc(dy, ws.mq, dW[6], D, Fi, T, tA, tB);
   const dm = ws.dm;
-  mmNN(dy, p.W[6], dm, T, Fi, D);
+  mmNN(dy, p.W[6], dm, T, Fi, D, false, Wt);
   actQuantBwd(ws.m, dm, T, Fi, aq, 3, smooth);
   for (let i = 0; i < T * Fi; i++) {
     const z = ws.gate[i];
@@ -319,52 +302,24 @@ export function blockBackward(p: BlockParams, s: BlockShape, ws: BlockWorkspace,
     ws.dup[i] = dm[i] * z * sg;
     ws.dgate[i] = dm[i] * ws.up[i] * sg * (1 + z * (1 - sg));
   }
-  if (dW[4]) mmTNacc(ws.dgate, ws.h2q, dW[4], Fi, D, T);
-  if (dW[5]) mmTNacc(ws.dup, ws.h2q, dW[5], Fi, D, T);
+  // tB keeps the transposed shared input across the weights that read it.
+  if (dW[4]) mmTNacc(ws.dgate, ws.h2q, dW[4], Fi, D, T, tA, tB);
+  if (dW[5]) mmTNacc(ws.dup, ws.h2q, dW[5], Fi, D, T, tA, tB, !!dW[4]);
   const dh2 = ws.dh;
-  mmNN(ws.dgate, p.W[4], dh2, T, D, Fi);
-  mmNN(ws.dup, p.W[5], dh2, T, D, Fi, true);
+  mmNN(ws.dgate, p.W[4], dh2, T, D, Fi, false, Wt);
+  mmNN(ws.dup, p.W[5], dh2, T, D, Fi, true, Wt);
   actQuantBwd(ws.h2, dh2, T, D, aq, 2, smooth);
   const dx2 = ws.dx2;
   dx2.set(dy.subarray(0, T * D));
   rmsnormBwd(ws.x2, p.ln2, dh2, ws.r2, dx2, T, D, true);
   // Attention output projection.
-  if (dW[3]) mmTNacc(dx2, ws.attq, dW[3], D, qd, T);
+  if (dW[3]) mmTNacc(dx2, ws.attq, dW[3], D, qd, T, tA, tB);
   const dAtt = ws.dA;
-  mmNN(dx2, p.W[3], dAtt, T, qd, D);
+  mmNN(dx2, p.W[3], dAtt, T, qd, D, false, Wt);
   actQuantBwd(ws.att, dAtt, T, qd, aq, 1, smooth);
   // Attention core.
-  const scale = 1 / Math.sqrt(hd);
-  const dqr = ws.dq, dkr = ws.dk, dv = ws.dv;
-  dqr.fill(0); dkr.fill(0); dv.fill(0);
-  const dP = ws.dP;
-  for (let h = 0; h < H; h++) {
-    const g = Math.floor(h / grp);
-    const Ph = h * T * T;
-    for (let t = 0; t < T; t++) {
-      const qo = t * qd + h * hd;
-      const row = Ph + t * T;
-      let dot = 0;
-      for (let u = 0; u <= t; u++) {
-        const vo = u * kd + g * hd;
-        let d = 0;
-        for (let j = 0; j < hd; j++) d += dAtt[qo + j] * ws.v[vo + j];
-        dP[u] = d;
-        dot += d * ws.P[row + u];
-        const pr = ws.P[row + u];
-        for (let j = 0; j < hd; j++) dv[vo + j] += pr * dAtt[qo + j];
-      }
-      for (let u = 0; u <= t; u++) {
-        const ds = ws.P[row + u] * (dP[u] - dot) * scale;
-        if (ds === 0) continue;
-        const ko = u * kd + g * hd;
-        for (let j = 0; j < hd; j++) {
-          dqr[qo + j] += ds * ws.kr[ko + j];
-          dkr[ko + j] += ds * ws.qr[qo + j];
-        }
-      }
-    }
-  }
+  attentionBackward(ws, dAtt, T, H, KV, hd);
+  const dqr = ws.dq, dkr = ws.dk;
   // Undo RoPE (transpose rotation), then the optional q/k norms.
   const dq = ws.dA, dk = ws.dB;
   rope(dqr, dq, ws, T, H, hd, half, -1);
@@ -375,16 +330,152 @@ export function blockBackward(p: BlockParams, s: BlockShape, ws: BlockWorkspace,
     for (let h = 0; h < KV; h++) rmsnormBwd(ws.kPre, p.kNorm!, dk, ws.rk, tk, T, hd, false, h * T, h * hd, kd);
     dq.set(tq.subarray(0, T * qd)); dk.set(tk.subarray(0, T * kd));
   }
-  if (dW[0]) mmTNacc(dq, ws.h1q, dW[0], qd, D, T);
-  if (dW[1]) mmTNacc(dk, ws.h1q, dW[1], kd, D, T);
-  if (dW[2]) mmTNacc(dv, ws.h1q, dW[2], kd, D, T);
+  const dv = ws.dv;
+  if (dW[0]) mmTNacc(dq, ws.h1q, dW[0], qd, D, T, tA, tB);
+  if (dW[1]) mmTNacc(dk, ws.h1q, dW[1], kd, D, T, tA, tB, !!dW[0]);
+  if (dW[2]) mmTNacc(dv, ws.h1q, dW[2], kd, D, T, tA, tB, !!(dW[0] || dW[1]));
   if (!dx) return;
   const dh1 = ws.dh;
-  mmNN(dq, p.W[0], dh1, T, D, qd);
-  mmNN(dk, p.W[1], dh1, T, D, kd, true);
-  mmNN(dv, p.W[2], dh1, T, D, kd, true);
+  mmNN(dq, p.W[0], dh1, T, D, qd, false, Wt);
+  mmNN(dk, p.W[1], dh1, T, D, kd, true, Wt);
+  mmNN(dv, p.W[2], dh1, T, D, kd, true, Wt);
   actQuantBwd(ws.h1, dh1, T, D, aq, 0, smooth);
   const dxs = dx.subarray(dxo, dxo + T * D) as F;
   dxs.set(dx2.subarray(0, T * D));
   rmsnormBwd(xs, p.ln1, dh1, ws.r1, dxs, T, D, true);
+}
+
+/** Copy the kv heads of x [T, KV·hd] into per-head contiguous blocks out [KV][T][hd]. */
+function packHeads(x: F, out: F, T: number, KV: number, hd: number): void {
+  const kd = KV * hd;
+  for (let g = 0; g < KV; g++) {
+    const o = g * T * hd;
+    for (let t = 0; t < T; t++) for (let j = 0; j < hd; j++) out[o + t * hd + j] = x[t * kd + g * hd + j];
+  }
+}
+
+function unpackHeads(x: Float64Array, out: F, T: number, KV: number, hd: number): void {
+  const kd = KV * hd;
+  for (let g = 0; g < KV; g++) {
+    const o = g * T * hd;
+    for (let t = 0; t < T; t++) for (let j = 0; j < hd; j++) out[t * kd + g * hd + j] = x[o + t * hd + j];
+  }
+}
+
+/**
+ * Causal GQA softmax attention: ws.att = softmax(q·kᵀ/√hd)·v per head; ws.P keeps the
+ * probabilities. Keys and values are packed per kv head so the inner loop over positions
+ * reads contiguous memory; head_dim 8 (stories260k) has a fully unrolled path.
+ */
+function attentionForward(ws: BlockWorkspace, T: number, H: number, KV: number, hd: number, fr: (v: number) => number): void {
+  const qd = H * hd, grp = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  const { qr, P, att, kp, vp } = ws;
+  packHeads(ws.kr, kp, T, KV, hd);
+  packHeads(ws.v, vp, T, KV, hd);
+  for (let h = 0; h < H; h++) {
+    const gb = Math.floor(h / grp) * T * hd;
+    const Ph = h * T * T;
+    for (let t = 0; t < T; t++) {
+      const qo = t * qd + h * hd;
+      const row = Ph + t * T;
+      let mx = -Infinity;
+      if (hd === 8) {
+        const q0 = qr[qo], q1 = qr[qo + 1], q2 = qr[qo + 2], q3 = qr[qo + 3], q4 = qr[qo + 4], q5 = qr[qo + 5], q6 = qr[qo + 6], q7 = qr[qo + 7];
+        for (let u = 0, ko = gb; u <= t; u++, ko += 8) {
+          const d = fr((q0 * kp[ko] + q1 * kp[ko + 1] + q2 * kp[ko + 2] + q3 * kp[ko + 3] + q4 * kp[ko + 4] + q5 * kp[ko + 5] + q6 * kp[ko + 6] + q7 * kp[ko + 7]) * scale);
+          P[row + u] = d;
+          if (d > mx) mx = d;
+        }
+      } else {
+        for (let u = 0, ko = gb; u <= t; u++, ko += hd) {
+          let d = 0;
+          for (let j = 0; j < hd; j++) d += qr[qo + j] * kp[ko + j];
+          d = fr(d * scale);
+          P[row + u] = d;
+          if (d > mx) mx = d;
+        }
+      }
+      let sum = 0;
+      for (let u = 0; u <= t; u++) { const e = Math.exp(P[row + u] - mx); P[row + u] = e; sum += e; }
+      const inv = 1 / sum;
+      for (let u = 0; u <= t; u++) P[row + u] *= inv;
+      if (hd === 8) {
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        for (let u = 0, vo = gb; u <= t; u++, vo += 8) {
+          const pr = P[row + u];
+          a0 += pr * vp[vo]; a1 += pr * vp[vo + 1]; a2 += pr * vp[vo + 2]; a3 += pr * vp[vo + 3];
+          a4 += pr * vp[vo + 4]; a5 += pr * vp[vo + 5]; a6 += pr * vp[vo + 6]; a7 += pr * vp[vo + 7];
+        }
+        att[qo] = a0; att[qo + 1] = a1; att[qo + 2] = a2; att[qo + 3] = a3; att[qo + 4] = a4; att[qo + 5] = a5; att[qo + 6] = a6; att[qo + 7] = a7;
+      } else {
+        for (let j = 0; j < hd; j++) {
+          let a = 0;
+          for (let u = 0, vo = gb + j; u <= t; u++, vo += hd) a += P[row + u] * vp[vo];
+          att[qo + j] = a;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Backward of attentionForward given dAtt [T, qd]: writes dL/d(rotated q) into ws.dq and
+ * dL/d(rotated k), dL/dv into ws.dk, ws.dv (accumulated per kv head in float64).
+ */
+function attentionBackward(ws: BlockWorkspace, dAtt: F, T: number, H: number, KV: number, hd: number): void {
+  const qd = H * hd, grp = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  const { qr, P, kp, vp, dkp, dvp, dP } = ws;
+  const dqr = ws.dq;
+  dkp.fill(0); dvp.fill(0);
+  for (let h = 0; h < H; h++) {
+    const gb = Math.floor(h / grp) * T * hd;
+    const Ph = h * T * T;
+    for (let t = 0; t < T; t++) {
+      const qo = t * qd + h * hd;
+      const row = Ph + t * T;
+      let dot = 0;
+      if (hd === 8) {
+        const g0 = dAtt[qo], g1 = dAtt[qo + 1], g2 = dAtt[qo + 2], g3 = dAtt[qo + 3], g4 = dAtt[qo + 4], g5 = dAtt[qo + 5], g6 = dAtt[qo + 6], g7 = dAtt[qo + 7];
+        for (let u = 0, vo = gb; u <= t; u++, vo += 8) {
+          const d = g0 * vp[vo] + g1 * vp[vo + 1] + g2 * vp[vo + 2] + g3 * vp[vo + 3] + g4 * vp[vo + 4] + g5 * vp[vo + 5] + g6 * vp[vo + 6] + g7 * vp[vo + 7];
+          dP[u] = d;
+          const pr = P[row + u];
+          dot += d * pr;
+          dvp[vo] += pr * g0; dvp[vo + 1] += pr * g1; dvp[vo + 2] += pr * g2; dvp[vo + 3] += pr * g3;
+          dvp[vo + 4] += pr * g4; dvp[vo + 5] += pr * g5; dvp[vo + 6] += pr * g6; dvp[vo + 7] += pr * g7;
+        }
+        const q0 = qr[qo], q1 = qr[qo + 1], q2 = qr[qo + 2], q3 = qr[qo + 3], q4 = qr[qo + 4], q5 = qr[qo + 5], q6 = qr[qo + 6], q7 = qr[qo + 7];
+        let d0 = 0, d1 = 0, d2 = 0, d3 = 0, d4 = 0, d5 = 0, d6 = 0, d7 = 0;
+        for (let u = 0, ko = gb; u <= t; u++, ko += 8) {
+          const ds = P[row + u] * (dP[u] - dot) * scale;
+          d0 += ds * kp[ko]; d1 += ds * kp[ko + 1]; d2 += ds * kp[ko + 2]; d3 += ds * kp[ko + 3];
+          d4 += ds * kp[ko + 4]; d5 += ds * kp[ko + 5]; d6 += ds * kp[ko + 6]; d7 += ds * kp[ko + 7];
+          dkp[ko] += ds * q0; dkp[ko + 1] += ds * q1; dkp[ko + 2] += ds * q2; dkp[ko + 3] += ds * q3;
+          dkp[ko + 4] += ds * q4; dkp[ko + 5] += ds * q5; dkp[ko + 6] += ds * q6; dkp[ko + 7] += ds * q7;
+        }
+        dqr[qo] = d0; dqr[qo + 1] = d1; dqr[qo + 2] = d2; dqr[qo + 3] = d3; dqr[qo + 4] = d4; dqr[qo + 5] = d5; dqr[qo + 6] = d6; dqr[qo + 7] = d7;
+      } else {
+        for (let u = 0, vo = gb; u <= t; u++, vo += hd) {
+          let d = 0;
+          for (let j = 0; j < hd; j++) d += dAtt[qo + j] * vp[vo + j];
+          dP[u] = d;
+          const pr = P[row + u];
+          dot += d * pr;
+          for (let j = 0; j < hd; j++) dvp[vo + j] += pr * dAtt[qo + j];
+        }
+        for (let j = 0; j < hd; j++) dqr[qo + j] = 0;
+        for (let u = 0, ko = gb; u <= t; u++, ko += hd) {
+          const ds = P[row + u] * (dP[u] - dot) * scale;
+          for (let j = 0; j < hd; j++) {
+            dqr[qo + j] += ds * kp[ko + j];
+            dkp[ko + j] += ds * qr[qo + j];
+          }
+        }
+      }
+    }
+  }
+  unpackHeads(dkp, ws.dk, T, KV, hd);
+  unpackHeads(dvp, ws.dv, T, KV, hd);
 }

@@ -3,34 +3,53 @@
  * over Float32Array / Float64Array: float32 is the fast path, float64 runs the very same code
  * for the finite-difference gradient check. Accumulation happens in JS doubles; the store
  * rounds to the array's precision.
+ *
+ * All three products of a Linear's forward and backward go through one tuned kernel, mmNT
+ * (both operands read along contiguous rows): the weight transpose and the activation
+ * transposes that turn mmNN / mmTN into mmNT cost O(size) against O(size · k) for the product.
  */
 export type F = Float32Array | Float64Array;
 export type FCtor = Float32ArrayConstructor | Float64ArrayConstructor;
 
-/** C[m,n] (+)= A[m,k] · B[n,k]ᵀ  (activations times a PyTorch-layout weight). */
+/**
+ * C[m,n] (+)= A[m,k] · B[n,k]ᵀ  (activations times a PyTorch-layout weight). 2 rows × 4
+ * columns per pass: 8 independent accumulators that stay in registers, 6 loads per 8
+ * multiply-adds. Each output is one left-to-right sum over p, so the result does not depend
+ * on the blocking.
+ */
 export function mmNT(A: F, B: F, C: F, m: number, n: number, k: number, accumulate = false): void {
-  // 4 output columns at a time: each A row is read once per 4 dot products.
-  for (let i = 0; i < m; i++) {
-    const ai = i * k;
-    const ci = i * n;
+  let i = 0;
+  for (; i + 1 < m; i += 2) {
+    const a0 = i * k, a1 = a0 + k;
+    const c0 = i * n, c1 = c0 + n;
     let j = 0;
     for (; j + 3 < n; j += 4) {
       const b0 = j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
       for (let p = 0; p < k; p++) {
-        const a = A[ai + p];
-        s0 += a * B[b0 + p];
-        s1 += a * B[b1 + p];
-        s2 += a * B[b2 + p];
-        s3 += a * B[b3 + p];
+        const x0 = A[a0 + p], x1 = A[a1 + p];
+        const y0 = B[b0 + p], y1 = B[b1 + p], y2 = B[b2 + p], y3 = B[b3 + p];
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
       }
       if (accumulate) {
-        C[ci + j] += s0; C[ci + j + 1] += s1; C[ci + j + 2] += s2; C[ci + j + 3] += s3;
+        C[c0 + j] += s00; C[c0 + j + 1] += s01; C[c0 + j + 2] += s02; C[c0 + j + 3] += s03;
+        C[c1 + j] += s10; C[c1 + j + 1] += s11; C[c1 + j + 2] += s12; C[c1 + j + 3] += s13;
       } else {
-        C[ci + j] = s0; C[ci + j + 1] = s1; C[ci + j + 2] = s2; C[ci + j + 3] = s3;
+        C[c0 + j] = s00; C[c0 + j + 1] = s01; C[c0 + j + 2] = s02; C[c0 + j + 3] = s03;
+        C[c1 + j] = s10; C[c1 + j + 1] = s11; C[c1 + j + 2] = s12; C[c1 + j + 3] = s13;
       }
     }
     for (; j < n; j++) {
+      const bj = j * k;
+      let s0 = 0, s1 = 0;
+      for (let p = 0; p < k; p++) { const y = B[bj + p]; s0 += A[a0 + p] * y; s1 += A[a1 + p] * y; }
+      if (accumulate) { C[c0 + j] += s0; C[c1 + j] += s1; } else { C[c0 + j] = s0; C[c1 + j] = s1; }
+    }
+  }
+  for (; i < m; i++) {
+    const ai = i * k, ci = i * n;
+    for (let j = 0; j < n; j++) {
       const bj = j * k;
       let s = 0;
       for (let p = 0; p < k; p++) s += A[ai + p] * B[bj + p];
@@ -40,37 +59,30 @@ export function mmNT(A: F, B: F, C: F, m: number, n: number, k: number, accumula
   }
 }
 
-/** C[m,n] (+)= A[m,k] · B[k,n]  (gradient w.r.t. a Linear's input: dY · W). */
-export function mmNN(A: F, B: F, C: F, m: number, n: number, k: number, accumulate = false): void {
-  const row = new Float64Array(n);
-  for (let i = 0; i < m; i++) {
-    const ci = i * n;
-    if (accumulate) for (let j = 0; j < n; j++) row[j] = C[ci + j];
-    else row.fill(0);
-    const ai = i * k;
-    for (let p = 0; p < k; p++) {
-      const a = A[ai + p];
-      if (a === 0) continue;
-      const bp = p * n;
-      for (let j = 0; j < n; j++) row[j] += a * B[bp + j];
-    }
-    for (let j = 0; j < n; j++) C[ci + j] = row[j];
+/** out[cols, rows] = A[rows, cols]ᵀ. */
+export function transpose(A: F, out: F, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const a = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = A[a + c];
   }
 }
 
-/** C[m,n] += A[k,m]ᵀ · B[k,n]  (gradient w.r.t. a weight: dYᵀ · X, accumulated over samples). */
-export function mmTNacc(A: F, B: F, C: F, m: number, n: number, k: number): void {
-  // Accumulate in a float64 scratch so that a float32 C sees one rounding per call.
-  const acc = new Float64Array(m * n);
-  for (let p = 0; p < k; p++) {
-    const ap = p * m;
-    const bp = p * n;
-    for (let i = 0; i < m; i++) {
-      const a = A[ap + i];
-      if (a === 0) continue;
-      const ci = i * n;
-      for (let j = 0; j < n; j++) acc[ci + j] += a * B[bp + j];
-    }
-  }
-  for (let i = 0; i < m * n; i++) C[i] += acc[i];
+/** C[m,n] (+)= A[m,k] · B[k,n]  (gradient w.r.t. a Linear's input: dY · W). Bt: scratch ≥ k·n. */
+export function mmNN(A: F, B: F, C: F, m: number, n: number, k: number, accumulate = false, Bt?: F): void {
+  const t = Bt ?? new (B.constructor as FCtor)(k * n);
+  transpose(B, t, k, n);
+  mmNT(A, t, C, m, n, k, accumulate);
+}
+
+/**
+ * C[m,n] += A[k,m]ᵀ · B[k,n]  (gradient w.r.t. a weight: dYᵀ · X). At, Bt: scratch ≥ k·m, k·n;
+ * pass `Bt` already transposed (bReady) when several weights share the same input.
+ */
+export function mmTNacc(A: F, B: F, C: F, m: number, n: number, k: number, At?: F, Bt?: F, bReady = false): void {
+  const ctor = A.constructor as FCtor;
+  const at = At ?? new ctor(k * m);
+  const bt = Bt ?? new ctor(k * n);
+  transpose(A, at, k, m);
+  if (!bReady) transpose(B, bt, k, n);
+  mmNT(at, bt, C, m, n, k, true);
 }

@@ -1,0 +1,112 @@
+/**
+ * Job handlers for the embedded path: native quantizers (RTN, AutoRound) writing
+ * compressed-tensors checkpoints, scored in-process by the ONNX engine.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { loadTokenizer } from '../checkpoint/tokenizer.ts';
+import { openOnnxCheckpoint } from '../engines/onnx/checkpoint.ts';
+import { UserError } from '../errors.ts';
+import { runSuite, suiteTexts } from '../eval/index.ts';
+import { buildKldWindows, computeKldBase, loadKldBase, saveKldBase } from '../eval/kld.ts';
+import { loadSuite, type KldSuite } from '../matrix/suites.ts';
+import { quantizeModel } from '../quant/index.ts';
+import type { Handlers } from './run.ts';
+
+export const KLD_BASE_FILE = 'kld-base.safetensors';
+
+export interface EmbeddedOptions {
+  /** onnxruntime threads per engine (default: all cores). */
+  threads?: number;
+  /** Score only the first N items of each suite (smoke runs; recorded in provenance). */
+  limit?: number;
+  /** Progress of batches inside a job. */
+  onBatch?: (text: string) => void;
+  /** Test-only fault injection: multiply one scheme's weight scales (see quant). */
+  perturbScales?: { scheme: string; factor: number };
+}
+
+function localDir(dir: string | null, what: string): string {
+  if (!dir) throw new UserError(`${what}: the embedded engine needs a local model directory; hf: models run with --engine vllm`);
+  return dir;
+}
+
+export function embeddedHandlers(opts: EmbeddedOptions = {}): Handlers {
+  const threads = opts.threads ?? Math.max(1, availableParallelism());
+  const progress = (label: string) => (p: { task: string; batch: number; batches: number }) =>
+    opts.onBatch?.(`${label}: ${p.task} batch ${p.batch}/${p.batches}`);
+  return {
+    async quantize(job, ctx) {
+      const modelDir = localDir(ctx.modelDir, job.label);
+      const rv = job.recipeValues;
+      const summary = await quantizeModel(modelDir, job.scheme.name, job.method, {
+        out: ctx.outDir,
+        overwrite: true,
+        groupSize: job.scheme.weights.kind === 'int' ? job.scheme.weights.groupSize : undefined,
+        asym: job.scheme.weights.kind === 'int' && !job.scheme.weights.symmetric,
+        ...(job.method === 'autoround' && rv
+          ? {
+              recipe: job.recipe ?? undefined,
+              iters: rv.iters,
+              nsamples: rv.nsamples,
+              seqlen: rv.seqlen,
+              batchSize: rv.batchSize,
+              lr: rv.lr ?? undefined,
+              minmaxLr: rv.minmaxLr ?? undefined,
+              enableQuantedInput: rv.enableQuantedInput,
+              enableMinmaxTuning: rv.enableMinmaxTuning,
+              seed: job.seed,
+            }
+          : {}),
+        ...(opts.perturbScales && opts.perturbScales.scheme === job.scheme.name ? { perturbScales: opts.perturbScales.factor } : {}),
+        onProgress: (text: string) => opts.onBatch?.(`${job.label}: ${text}`),
+      } as Parameters<typeof quantizeModel>[3]);
+      return {
+        bitsPerWeight: (summary as { bitsPerWeight?: number }).bitsPerWeight ?? job.bitsPerWeight,
+        layers: summary.quantized,
+        provenance: { tool: 'lowbit-bench', method: job.method, scheme: summary.scheme, groupSize: summary.groupSize, symmetric: summary.symmetric, scaleDtype: summary.scaleDtype, skipped: summary.skipped, record: (summary as { record?: unknown }).record ?? null },
+      };
+    },
+
+    async base(job, ctx) {
+      const suite = loadSuite(job.suite.file) as KldSuite;
+      if (suite.task !== 'kld') throw new Error(`${job.label}: base distributions exist only for kld suites`);
+      const dir = localDir(ctx.modelDir, job.label);
+      const tok = await loadTokenizer(dir);
+      const { engine } = await openOnnxCheckpoint(dir, { threads, maxLength: suite.params.maxLength });
+      try {
+        const windows = buildKldWindows(suiteTexts(suite, opts.limit), tok, suite.params.maxLength);
+        const base = await computeKldBase(engine, windows, {
+          windowLength: suite.params.maxLength, topK: suite.params.topK, score: suite.params.score,
+          batchSize: suite.params.batchSize, task: suite.name, onProgress: progress(job.label),
+        });
+        saveKldBase(join(ctx.outDir, KLD_BASE_FILE), base, { suite: suite.name });
+      } finally {
+        await engine.close();
+      }
+    },
+
+    async evaluate(job, ctx) {
+      const suite = loadSuite(job.suite.file);
+      const dir = localDir(ctx.checkpointDir, job.label);
+      const tok = await loadTokenizer(dir);
+      const { engine, quantized } = await openOnnxCheckpoint(dir, { threads, maxLength: suite.params.maxLength });
+      try {
+        const baseCache = ctx.baseDir ? loadKldBase(join(ctx.baseDir, KLD_BASE_FILE)) : undefined;
+        const metrics = await runSuite(suite, engine, tok, { limit: opts.limit, baseCache, onProgress: progress(job.label) });
+        return {
+          metrics,
+          provenance: {
+            engine: 'onnx',
+            threads,
+            bos: { addBosDefault: tok.addBosDefault, bosId: tok.bosId, prefixToken: engine.info.prefixToken },
+            limit: opts.limit ?? null,
+            quantizedLayers: quantized.length,
+          },
+        };
+      } finally {
+        await engine.close();
+      }
+    },
+  };
+}
