@@ -86,14 +86,16 @@ export function register(program: Command): void {
         else if (e.type === 'job-failed') progress.line(`[${e.index}/${e.total}] FAILED ${e.job.label}: ${e.error}`);
         else if (e.type === 'job-skipped') progress.line(`skipped ${e.job.label}: ${e.reason}`);
       };
+      const fault = parseFault(f.faultPerturbScales);
       const handlers = embeddedHandlers({
         threads: f.threads,
         limit: f.limit,
         onBatch: (t) => progress.update(t),
-        perturbScales: parseFault(f.faultPerturbScales),
+        perturbScales: fault,
       });
       const summary = await runPlan(plan, handlers, {
-        benchDir, runId: f.runId, resume: f.resume, jobs: f.jobs, onEvent, failFast: f.failFast,
+        // A faulted checkpoint must never land in the shared cache.
+        benchDir, cacheDir: fault ? join(benchDir, 'cache-faults') : undefined, runId: f.runId, resume: f.resume, jobs: f.jobs, onEvent, failFast: f.failFast,
         log: (s) => progress.line(s),
         options: { ...f, plan: undefined },
       });

@@ -11,6 +11,7 @@ import { runSuite, suiteTexts } from '../eval/index.ts';
 import { buildKldWindows, computeKldBase, loadKldBase, saveKldBase } from '../eval/kld.ts';
 import { loadSuite, type KldSuite } from '../matrix/suites.ts';
 import { quantizeModel } from '../quant/index.ts';
+import { perturbWeightScales } from './faults.ts';
 import type { Handlers } from './run.ts';
 
 export const KLD_BASE_FILE = 'kld-base.safetensors';
@@ -58,13 +59,14 @@ export function embeddedHandlers(opts: EmbeddedOptions = {}): Handlers {
               seed: job.seed,
             }
           : {}),
-        ...(opts.perturbScales && opts.perturbScales.scheme === job.scheme.name ? { perturbScales: opts.perturbScales.factor } : {}),
         onProgress: (text: string) => opts.onBatch?.(`${job.label}: ${text}`),
       } as Parameters<typeof quantizeModel>[3]);
+      const fault = opts.perturbScales && opts.perturbScales.scheme === job.scheme.name ? opts.perturbScales.factor : null;
+      if (fault !== null) perturbWeightScales(ctx.outDir, fault);
       return {
         bitsPerWeight: (summary as { bitsPerWeight?: number }).bitsPerWeight ?? job.bitsPerWeight,
         layers: summary.quantized,
-        provenance: { tool: 'lowbit-bench', method: job.method, scheme: summary.scheme, groupSize: summary.groupSize, symmetric: summary.symmetric, scaleDtype: summary.scaleDtype, skipped: summary.skipped, record: (summary as { record?: unknown }).record ?? null },
+        provenance: { ...(fault !== null ? { fault: { perturbScales: fault } } : {}), tool: 'lowbit-bench', method: job.method, scheme: summary.scheme, groupSize: summary.groupSize, symmetric: summary.symmetric, scaleDtype: summary.scaleDtype, skipped: summary.skipped, record: (summary as { record?: unknown }).record ?? null },
       };
     },
 
