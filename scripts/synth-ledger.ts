@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { appendRecords } from '../src/results/ledger.ts';
 import type { MetricItems, ResultRecord } from '../src/results/record.ts';
-import { mulberry32 } from '../src/results/compare.ts';
+import { uniformSource as mulberry32 } from '../src/stats/index.ts'; // SplitMix64 since src/stats; local name kept
 
 export const XSS_MODEL = '<img src=x onerror=alert(1)>';
 export const XSS_RECIPE = 'iters=200 </script><script>window.__xss=1</script>';

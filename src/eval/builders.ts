@@ -4,7 +4,7 @@
  * tests rebuild it and compare bytes. Same stories + same seed = same bytes.
  */
 import { join } from 'node:path';
-import { SplitMix64 } from './stats.ts';
+import { SplitMix64 } from '../stats/index.ts';
 import { readStories, selectRange, splitLastSentence, splitLastWord } from './text.ts';
 
 export interface ClozeItem {

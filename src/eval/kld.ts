@@ -31,7 +31,7 @@ import type { Engine, TopLogprobsResult } from '../engines/engine.ts';
 import { UserError } from '../errors.ts';
 import type { MetricValue } from '../results/record.ts';
 import { inBatches, type ProgressFn } from './requests.ts';
-import { meanWithUncertainty, quantileSorted, sorted } from './stats.ts';
+import { meanWithUncertainty, quantileSorted, sorted } from '../stats/index.ts';
 
 export type KldScore = 'second-half' | 'all';
 

@@ -9,7 +9,7 @@ import type { TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { MetricItems, MetricValue } from '../results/record.ts';
 import { encodePair, inBatches, type ProgressFn } from './requests.ts';
-import { bootstrapStderr, DEFAULT_ITERS, meanStderr, type BootstrapOptions } from './stats.ts';
+import { bootstrapStderr, DEFAULT_ITERS, meanStderr, type BootstrapOptions } from '../stats/index.ts';
 
 export interface LastWordDoc {
   context: string;

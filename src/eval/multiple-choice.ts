@@ -8,7 +8,7 @@ import type { TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { MetricValue } from '../results/record.ts';
 import { encodePair, inBatches, type ProgressFn } from './requests.ts';
-import { meanStderr } from './stats.ts';
+import { meanStderr } from '../stats/index.ts';
 
 export interface MultipleChoiceDoc {
   context: string;

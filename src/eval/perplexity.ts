@@ -16,7 +16,7 @@ import type { Engine } from '../engines/engine.ts';
 import { UserError } from '../errors.ts';
 import type { MetricItems, MetricValue } from '../results/record.ts';
 import { inBatches, type ProgressFn } from './requests.ts';
-import { bootstrapStderr, DEFAULT_ITERS, type BootstrapOptions } from './stats.ts';
+import { bootstrapStderr, DEFAULT_ITERS, type BootstrapOptions } from '../stats/index.ts';
 import { countBytes, countWords } from './text.ts';
 
 export type PerplexityMetric = 'token_perplexity' | 'word_perplexity' | 'byte_perplexity' | 'bits_per_byte';

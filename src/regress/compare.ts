@@ -7,7 +7,7 @@
  * it crosses an absolute floor against the same run's BF16 base.
  */
 import type { ResultRecord } from '../results/record.ts';
-import { pairedBootstrap, zTest } from '../eval/stats.ts';
+import { pairedBootstrap, zTest } from '../stats/index.ts';
 import { gateFor, type Thresholds } from './thresholds.ts';
 
 export type CellStatus = 'ok' | 'regressed' | 'improved' | 'added' | 'missing';

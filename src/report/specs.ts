@@ -2,7 +2,7 @@
  * Vega-lite specs for the leaderboard charts, built from the leaderboard table. Data is
  * embedded in each spec (values), so a spec renders offline, in the browser or in Node.
  */
-import { compareMetric, hashSeed } from '../results/compare.ts';
+import { compareMetric, hashSeed } from '../stats/index.ts';
 import { cellKey, type Leaderboard, type LeaderboardRow } from './table.ts';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';

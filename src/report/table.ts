@@ -16,7 +16,7 @@
  *   is the ratio of averages (Red Hat model-card convention), not the mean of ratios.
  */
 import * as aq from 'arquero';
-import { pairedMeanStderr } from '../results/compare.ts';
+import { pairedMeanStderr } from '../stats/index.ts';
 import type { ResultRecord } from '../results/record.ts';
 
 /** Accuracy-type metric names, in order of preference for the average. */

@@ -21,7 +21,7 @@ export const DEFAULT_SEED = 1234;
 
 /** Fill `idx` with n indices drawn uniformly with replacement. */
 function resample(rng: SplitMix64, idx: Int32Array, n: number): void {
-  for (let i = 0; i < idx.length; i++) idx[i] = rng.nextInt(n);
+  rng.fillInts(idx, n);
 }
 
 /**
@@ -113,8 +113,8 @@ function finish(agg: Aggregation, sv: number, sw: number, n: number): number {
  * Paired bootstrap of aggregate(b) - aggregate(a) over the same items: each replicate
  * draws ONE set of item indices and recomputes both metrics on it, so item-level
  * correlation (the same hard questions) cancels out of the noise. Each replicate equals
- * aggregate(b, idx) - aggregate(a, idx) bit for bit, but is computed in a single pass over
- * the drawn indices without storing them (the report runs ~1000 of these).
+ * aggregate(b, idx) - aggregate(a, idx) bit for bit, but both runs' sums come from one pass
+ * over block-drawn indices (the report runs ~1000 of these).
  */
 export function pairedBootstrap(a: MetricItems, b: MetricItems, opts: PairedBootstrapOptions = {}): PairedBootstrapResult {
   const n = a.values.length;
@@ -136,17 +136,19 @@ export function pairedBootstrap(a: MetricItems, b: MetricItems, opts: PairedBoot
   const ratio = agg !== 'mean';
   const wa = ratio && a.weights ? Float64Array.from(a.weights) : null;
   const wb = ratio && b.weights ? Float64Array.from(b.weights) : null;
+  const idx = new Int32Array(n);
   const reps = new Float64Array(iters);
   let le = 0;
   let ge = 0;
   for (let r = 0; r < iters; r++) {
+    resample(rng, idx, n);
     let sa = 0;
     let sb = 0;
     let swa = n;
     let swb = n;
     if (wa === null && wb === null) {
       for (let i = 0; i < n; i++) {
-        const j = rng.nextInt(n);
+        const j = idx[i];
         sa += va[j];
         sb += vb[j];
       }
@@ -154,7 +156,7 @@ export function pairedBootstrap(a: MetricItems, b: MetricItems, opts: PairedBoot
       swa = 0;
       swb = 0;
       for (let i = 0; i < n; i++) {
-        const j = rng.nextInt(n);
+        const j = idx[i];
         sa += va[j];
         sb += vb[j];
         swa += wa === null ? 1 : wa[j];

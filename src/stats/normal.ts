@@ -43,6 +43,7 @@ function erfcFraction(x: number): number {
 export function erfc(x: number): number {
   if (Number.isNaN(x)) return NaN;
   if (x < 0) return 2 - erfc(-x);
+  if (x > 27) return 0; // below the smallest double (erfc(27) ~ 5e-319); also keeps Infinity out of the fraction
   return x < 2 ? 1 - erfSeries(x) : erfcFraction(x);
 }
 
@@ -50,7 +51,7 @@ export function erfc(x: number): number {
 export function erf(x: number): number {
   if (Number.isNaN(x)) return NaN;
   const ax = Math.abs(x);
-  const r = ax < 2 ? erfSeries(ax) : 1 - erfcFraction(ax);
+  const r = ax < 2 ? erfSeries(ax) : ax > 27 ? 1 : 1 - erfcFraction(ax);
   return x < 0 ? -r : r;
 }
 

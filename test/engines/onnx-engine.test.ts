@@ -306,3 +306,18 @@ test('stories260k: target log-probs and k = vocab top-k equal the float64 refere
   assert.ok(Math.abs(ll.logprob - (ref[4][11] + ref[5][90])) < 2 * TOL, `${ll.logprob} vs ${ref[4][11] + ref[5][90]}`);
   await engine.close();
 });
+
+test('config features the graph does not implement are refused, not silently ignored', async () => {
+  for (const over of [
+    { rope_scaling: { rope_type: 'llama3', factor: 8 } },
+    { hidden_act: 'gelu' },
+    { mlp_bias: true },
+    { model_type: 'mistral', sliding_window: 8 },
+  ]) {
+    const m = writeRandomModel(baseConfig(over), 1);
+    await assert.rejects(OnnxEngine.open(m.dir), (e: unknown) => e instanceof UserError && /not supported by the embedded ONNX engine/.test(e.message), JSON.stringify(over));
+  }
+  // A sliding window longer than every sequence changes nothing, and rope_scaling null is the default.
+  const ok = writeRandomModel(baseConfig({ model_type: 'mistral', sliding_window: 4096, rope_scaling: null }), 1);
+  await (await OnnxEngine.open(ok.dir)).close();
+});

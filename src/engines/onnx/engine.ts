@@ -85,6 +85,8 @@ export class OnnxEngine implements Engine {
     if (!Number.isInteger(threads) || threads < 1) throw new UserError(`threads must be a positive integer, got ${threads}`);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`batch size must be a positive integer, got ${batchSize}`);
     const config = readModelConfig(modelDir);
+    const unsupported = unsupportedFeature(config, options.maxLength ?? config.maxPositions);
+    if (unsupported) throw new UserError(`${modelDir}/config.json: ${unsupported} is not supported by the embedded ONNX engine; score this model with the vLLM engine`);
     const model = buildModelBytes(modelDir, config, options);
     const session = await ort.InferenceSession.create(model, {
       intraOpNumThreads: threads,
@@ -259,6 +261,23 @@ export class OnnxEngine implements Engine {
     }
     return outs;
   }
+}
+
+/**
+ * Config features the graph does not implement. Refusing them beats a silently wrong
+ * number (e.g. Llama 3's rope_scaling changes every RoPE frequency).
+ */
+export function unsupportedFeature(config: ModelConfig, maxLength: number): string | null {
+  const raw = config.raw;
+  const act = raw.hidden_act ?? raw.hidden_activation;
+  if (act !== undefined && act !== 'silu') return `hidden_act '${String(act)}' (only silu)`;
+  const rs = raw.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
+  if (rs != null && (rs.rope_type ?? rs.type ?? 'default') !== 'default') return `rope_scaling '${rs.rope_type ?? rs.type}'`;
+  if (raw.mlp_bias === true) return 'mlp_bias';
+  const sw = raw.sliding_window;
+  const swOn = config.modelType === 'mistral' || raw.use_sliding_window === true;
+  if (swOn && typeof sw === 'number' && sw < maxLength) return `sliding_window ${sw} shorter than the window ${maxLength}`;
+  return null;
 }
 
 /** Read and check every tensor the graph needs, then encode the model. */

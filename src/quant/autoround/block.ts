@@ -479,3 +479,30 @@ function attentionBackward(ws: BlockWorkspace, dAtt: F, T: number, H: number, KV
   unpackHeads(dkp, ws.dk, T, KV, hd);
   unpackHeads(dvp, ws.dv, T, KV, hd);
 }
+
+/**
+ * Forward + masked-MSE loss + backward of ONE sample (offset `off` in X and Y): returns the
+ * sample's sum of squared errors / denom and, with grads, writes dL/dW into `dW` (zeroed
+ * here first: one buffer per sample, so that the caller sums samples in a fixed order and the
+ * result does not depend on which thread ran which sample). The last position of every sample
+ * is masked (auto-round's -100 label rule); the mean still divides by all elements.
+ */
+export function sampleLossGrad(p: BlockParams, s: BlockShape, ws: BlockWorkspace, X: F, Y: F, off: number, denom: number, dy: F, grads: boolean, dW: (F | null)[], aq: ActQuant | null, smooth: boolean): number {
+  const T = ws.T, D = s.hidden;
+  blockForward(p, s, ws, X, off, aq, smooth);
+  const y = ws.y;
+  let loss = 0;
+  for (let t = 0; t < T; t++) {
+    const live = t < T - 1 ? 1 : 0;
+    for (let j = 0; j < D; j++) {
+      const e = live * (y[t * D + j] - Y[off + t * D + j]);
+      loss += e * e;
+      dy[t * D + j] = (2 * e) / denom;
+    }
+  }
+  if (grads) {
+    for (const a of dW) a?.fill(0);
+    blockBackward(p, s, ws, X, off, dy, null, 0, dW, aq, smooth);
+  }
+  return loss / denom;
+}

@@ -12,6 +12,8 @@ import { fusionKey, readDecoderLinears, selectLayers, type LayerWeight, type Qua
 import { buildCalibration } from '../calibration.ts';
 import { blockShape, type ActQuant, type BlockParams } from './block.ts';
 import { BlockProblem, tuneBlock } from './optimize.ts';
+import { BlockPool, sharedF32 } from './pool.ts';
+import { availableParallelism } from 'node:os';
 import { formatsQuantize, makeQLinear, type QLinear } from './qdq.ts';
 import { autoLr, getRecipe, type Recipe } from './recipes.ts';
 
@@ -31,6 +33,8 @@ export interface AutoRoundOptions {
   /** Only the first n blocks (tests, benchmarks); the rest are not quantized. */
   maxBlocks?: number;
   calibrationFile?: string;
+  /** Threads for the per-sample work (default: the machine's cores, at most 8). Results do not depend on it. */
+  threads?: number;
 }
 
 export interface AutoRoundProgress {
@@ -108,10 +112,12 @@ export async function autoRound(
     ...(options.measureMse ? { rtnMsePerBlock: [], autoroundMsePerBlock: [] } : {}),
   };
   const layersOut = new Map<string, QuantizedWeight>();
+  const threads = Math.max(1, Math.min(options.threads ?? Math.min(8, availableParallelism()), recipe.batchSize, n));
+  const pool = threads > 1 ? await BlockPool.create(threads) : null;
   try {
     // Cached block-0 inputs: token embeddings of the calibration samples.
     const emb = ckpt.readFloat32('model.embed_tokens.weight');
-    let Xfp = new Float32Array(n * T * D);
+    let Xfp = sharedF32(n * T * D);
     for (let i = 0; i < n * T; i++) {
       const id = calib.ids[i];
       if (id < 0 || id >= cfg.vocabSize) throw new UserError(`token id ${id} outside the vocabulary (${cfg.vocabSize}); tokenizer and model do not match`);
@@ -126,7 +132,10 @@ export async function autoRound(
       const lnames = linearNames(b);
       // Reference outputs of the float block, and activation ranges for act-quant schemes.
       const fp = new BlockProblem(p, s, lnames.map(() => null), T, null, Float32Array);
-      const Yfp = new Float32Array(n * T * D);
+      const Yfp = sharedF32(n * T * D);
+      const next = options.enableQuantedInput !== false ? sharedF32(n * T * D) : null;
+      const bufs = [Xfp, Xq, Yfp, ...(next ? [next] : [])];
+      if (pool) await fp.attach(pool, bufs, 1);
       const sites = new Float64Array(4);
       fp.outputs(Xfp, n, Yfp, sites);
       const aq: ActQuant | null = scheme.activations.kind === 'none' ? null : { fmt: scheme.activations, actMax: sites };
@@ -146,6 +155,7 @@ export async function autoRound(
       [0, 0, 0, 1, 2, 2, 3].forEach((site, i) => { if (layers[i]) record.actMax[lnames[i]] = sites[site]; });
       const Xin = options.enableQuantedInput === false ? Xfp : Xq;
       const pr = new BlockProblem(p, s, layers, T, aq, Float32Array);
+      if (pool) await pr.attach(pool, bufs, Math.min(recipe.batchSize, n));
       const mse = (): number => {
         const out = new Float32Array(n * T * D);
         pr.outputs(Xin, n, out);
@@ -161,9 +171,8 @@ export async function autoRound(
       if (options.measureMse) record.autoroundMsePerBlock!.push(mse());
       for (const l of layers) if (l) layersOut.set(l.name, formatsQuantize(l));
       if (options.enableQuantedInput !== false) {
-        const next = new Float32Array(n * T * D);
-        pr.outputs(Xq, n, next);
-        Xq = next;
+        pr.outputs(Xq, n, next!);
+        Xq = next!;
       }
       Xfp = Yfp;
       record.bestLossPerBlock.push(res.bestLoss);
@@ -176,6 +185,7 @@ export async function autoRound(
     const notDone = quantized.filter((x) => !layersOut.has(x)).map((name) => ({ name, reason: 'block not tuned (maxBlocks)' }));
     return { layers: layersOut, quantized: done, skipped: [...skipped, ...notDone], record };
   } finally {
+    await pool?.close();
     ckpt.close();
   }
 }

@@ -4,7 +4,8 @@
  * accumulation over micro-batches, MSE against the float block's outputs with the last position
  * of every sample masked, and best-iteration tracking (keep the parameters of the lowest loss).
  */
-import { blockBackward, blockForward, BlockWorkspace, linearShapes, type ActQuant, type BlockParams, type BlockShape } from './block.ts';
+import { blockForward, BlockWorkspace, linearShapes, sampleLossGrad, type ActQuant, type BlockParams, type BlockShape } from './block.ts';
+import { BlockPool, OP, sharedF32 } from './pool.ts';
 import type { F, FCtor } from './kernels.ts';
 import { formatsQuantize, qdqBackward, qdqForward, tunesAlpha, type QLinear } from './qdq.ts';
 
@@ -48,12 +49,19 @@ export class IndexSampler {
 export class BlockProblem {
   readonly ws: BlockWorkspace;
   /** Weights seen by the forward: QDQ of the quantized layers, else the float weights. */
-  readonly Wfwd: F[];
+  Wfwd: F[];
   readonly dW: F[];
   readonly gV: F[];
   readonly gAlpha: F[];
   readonly gBeta: F[];
   private dy: F;
+  /** Per-sample gradient slots (one set of 7 weight gradients per sample of a batch) and losses. */
+  private slots: (F | null)[][] = [];
+  private lossSlots: Float64Array<ArrayBufferLike> = new Float64Array(0);
+  private acc: Float64Array[];
+  private pool: BlockPool | null = null;
+  private bufs: Float32Array[] = [];
+  private shared: { record: Float64Array; denom: Float64Array } | null = null;
 
   constructor(
     readonly p: BlockParams,
@@ -69,10 +77,41 @@ export class BlockProblem {
     const shapes = linearShapes(s);
     this.Wfwd = shapes.map(([r, c], i) => (layers[i] ? new ctor(r * c) : p.W[i]));
     this.dW = shapes.map(([r, c], i) => (layers[i] ? new ctor(r * c) : null)) as F[];
+    this.acc = shapes.map(([r, c], i) => (layers[i] ? new Float64Array(r * c) : new Float64Array(0)));
     this.gV = layers.map((l) => (l ? new ctor(l.v.length) : null)) as F[];
     this.gAlpha = layers.map((l) => (l ? new ctor(l.alpha.length) : null)) as F[];
     this.gBeta = layers.map((l) => (l ? new ctor(l.beta.length) : null)) as F[];
     this.dy = new ctor(T * s.hidden);
+  }
+
+  /**
+   * Run the per-sample work of this problem on the pool's threads from now on (float32 only).
+   * `bufs` are the shared activation buffers the calls will pass as X / Y / out; `maxBatch`
+   * the most samples one lossAndGrad call gets.
+   */
+  async attach(pool: BlockPool, bufs: Float32Array[], maxBatch: number): Promise<void> {
+    if (this.ctor !== Float32Array) throw new Error('BlockPool runs float32 problems only');
+    const shapes = linearShapes(this.s);
+    this.Wfwd = this.Wfwd.map((w) => { const x = sharedF32(w.length); x.set(w); return x; });
+    this.slots = Array.from({ length: maxBatch }, () => shapes.map(([r, c], i) => (this.layers[i] ? sharedF32(r * c) : null)));
+    this.lossSlots = new Float64Array(new SharedArrayBuffer(8 * maxBatch));
+    this.shared = { record: new Float64Array(new SharedArrayBuffer(8 * 4 * pool.lanes)), denom: new Float64Array(new SharedArrayBuffer(8)) };
+    this.pool = pool;
+    this.bufs = bufs;
+    const p = this.p;
+    const f32 = (a: F | null): Float32Array | null => (a === null ? null : Float32Array.from(a));
+    await pool.setup({
+      s: this.s, T: this.T, ln1: f32(p.ln1)!, ln2: f32(p.ln2)!, qNorm: f32(p.qNorm), kNorm: f32(p.kNorm), bias: p.bias.map(f32),
+      W: this.Wfwd as Float32Array[], dW: this.slots as (Float32Array | null)[][], loss: this.lossSlots, record: this.shared.record,
+      aq: this.aq, bufs, denom: this.shared.denom,
+    }, this);
+  }
+
+  private usePool(...arrays: F[]): { x: number; y?: number; out?: number } | null {
+    if (!this.pool || this.pool.lanes < 2 || this.pool.owner !== this) { if (process.env.ARDBG) console.error("usePool: no pool", !!this.pool, this.pool?.owner === this); return null; }
+    const ix = arrays.map((a) => this.bufs.indexOf(a as Float32Array));
+    if (ix.some((i) => i < 0)) { if (process.env.ARDBG) console.error("usePool: buffer not shared", ix); return null; }
+    return { x: ix[0], y: ix[1], out: ix[1] };
   }
 
   /** Recompute the forward weights from the current V/α/β. */
@@ -92,45 +131,68 @@ export class BlockProblem {
    * Loss over the samples `idx` of X (inputs) against Y (targets), both [n, T, D]; with grads,
    * also dL/dV, dL/dα, dL/dβ (zeroed first). Loss = sum of squared masked errors / count,
    * where count = elements of the global batch (`denom`), as auto-round's mean reduction.
+   * Samples are computed independently (on the pool's threads when attached) and summed in
+   * sample order, so the result does not depend on the number of threads.
    */
   lossAndGrad(X: F, Y: F, idx: ArrayLike<number>, denom: number, grads: boolean, zero = true): number {
     const { T, s, ws } = this;
     const D = s.hidden;
-    const p = this.params();
+    const n = idx.length;
+    while (this.slots.length < n) {
+      if (this.pool) throw new Error(`batch of ${n} exceeds the attached pool's slots`);
+      this.slots.push(linearShapes(s).map(([r, c], i) => (this.layers[i] ? new this.ctor(r * c) : null)));
+    }
+    if (this.lossSlots.length < n) this.lossSlots = new Float64Array(n);
     if (grads && zero) {
       for (const a of [...this.dW, ...this.gV, ...this.gAlpha, ...this.gBeta]) a?.fill(0);
     }
+    const p = this.params();
+    const one = (b: number): void => {
+      this.lossSlots[b] = sampleLossGrad(p, s, ws, X, Y, idx[b] * T * D, denom, this.dy, grads, this.slots[b], this.aq, this.smooth);
+    };
+    const ix = n > 1 ? this.usePool(X, Y) : null;
+    if (ix) {
+      this.shared!.denom[0] = denom;
+      this.pool!.run(grads ? OP.LOSS_GRAD : OP.LOSS, idx, ix, (a, b) => { for (let i = a; i < b; i++) one(i); });
+    } else {
+      for (let b = 0; b < n; b++) one(b);
+    }
     let loss = 0;
-    for (let b = 0; b < idx.length; b++) {
-      const off = idx[b] * T * D;
-      blockForward(p, s, ws, X, off, this.aq, this.smooth);
-      const y = ws.y;
-      const dy = this.dy;
-      // The last position of every sample is masked (auto-round's -100 label rule).
-      for (let t = 0; t < T; t++) {
-        const live = t < T - 1 ? 1 : 0;
-        for (let j = 0; j < D; j++) {
-          const e = live * (y[t * D + j] - Y[off + t * D + j]);
-          loss += e * e;
-          dy[t * D + j] = (2 * e) / denom;
-        }
-      }
-      if (grads) blockBackward(p, s, ws, X, off, dy, null, 0, this.dW, this.aq, this.smooth);
-    }
+    for (let b = 0; b < n; b++) loss += this.lossSlots[b];
     if (grads) {
-      this.layers.forEach((l, i) => { if (l) qdqBackward(l, this.dW[i], this.gV[i], this.gAlpha[i], this.gBeta[i], this.smooth); });
+      this.layers.forEach((l, i) => {
+        if (!l) return;
+        const acc = this.acc[i];
+        acc.fill(0);
+        for (let b = 0; b < n; b++) { const g = this.slots[b][i]!; for (let j = 0; j < acc.length; j++) acc[j] += g[j]; }
+        const dW = this.dW[i];
+        for (let j = 0; j < acc.length; j++) dW[j] += acc[j];
+        qdqBackward(l, dW, this.gV[i], this.gAlpha[i], this.gBeta[i], this.smooth);
+      });
     }
-    return loss / denom;
+    return loss;
   }
 
   /** Block outputs for all n samples of X (current forward weights) into out. */
   outputs(X: F, n: number, out: F, record?: Float64Array): void {
     const D = this.s.hidden, T = this.T;
     const p = this.params();
-    for (let i = 0; i < n; i++) {
-      blockForward(p, this.s, this.ws, X, i * T * D, this.aq, this.smooth, record);
-      out.set(this.ws.y.subarray(0, T * D), i * T * D);
+    const ix = this.usePool(X, out);
+    const rec = record ? new Float64Array(4) : undefined;
+    const local = (a: number, b: number): void => {
+      for (let i = a; i < b; i++) {
+        blockForward(p, this.s, this.ws, X, i * T * D, this.aq, this.smooth, rec);
+        out.set(this.ws.y.subarray(0, T * D), i * T * D);
+      }
+    };
+    if (ix) {
+      this.pool!.run(OP.FORWARD, Int32Array.from({ length: n }, (_, i) => i), ix, local);
+      const r = this.shared!.record;
+      if (record) for (let l = 1; l < this.pool!.lanes; l++) for (let j = 0; j < 4; j++) rec![j] = Math.max(rec![j], r[l * 4 + j]);
+    } else {
+      local(0, n);
     }
+    if (record) for (let j = 0; j < 4; j++) record[j] = Math.max(record[j], rec![j]);
   }
 }
 

@@ -75,6 +75,18 @@ test('seeded AutoRound runs are bit-for-bit identical; another seed differs', as
   assert.equal(sameAsOtherSeed, false, 'a different seed should pick other samples and end elsewhere');
 });
 
+test('results are bit-for-bit independent of the number of worker threads', async () => {
+  // 3 samples per step: lanes of unequal size (2 + 1), the main thread and a worker both busy.
+  const r = getRecipe('light', { iters: 4, nsamples: 5, seqlen: 48, batchSize: 3 });
+  const one = await autoRound(MODEL, W4, r, { seed: 9, maxBlocks: 2, threads: 1 });
+  const two = await autoRound(MODEL, W4, r, { seed: 9, maxBlocks: 2, threads: 2 });
+  assert.deepEqual(two.record.bestLossPerBlock, one.record.bestLossPerBlock);
+  assert.deepEqual(two.record.actMax, one.record.actMax);
+  for (const name of one.quantized) {
+    assert.ok(Buffer.from(one.layers.get(name)!.dequantized.buffer).equals(Buffer.from(two.layers.get(name)!.dequantized.buffer)), name);
+  }
+});
+
 test('a short run lowers the block-output MSE of real stories260k blocks below RTN', async () => {
   const r = await autoRound(MODEL, W4, getRecipe('light', { iters: 12, nsamples: 4, seqlen: 64, batchSize: 4 }), { seed: 1, maxBlocks: 2, measureMse: true });
   const rtn = r.record.rtnMsePerBlock!, ar = r.record.autoroundMsePerBlock!;

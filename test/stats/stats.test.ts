@@ -1,9 +1,9 @@
+/** Summaries, lm-eval stderrs, bootstraps and the paired bootstrap (moved from test/eval/stats.test.ts). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MetricItems } from '../../src/results/record.ts';
+import { aggregate, type MetricItems } from '../../src/results/record.ts';
 import {
   bootstrapStderr,
-  erfc,
   lmEvalStderr,
   meanStderr,
   meanWithUncertainty,
@@ -11,29 +11,9 @@ import {
   pooledGroup,
   quantileSorted,
   SplitMix64,
-  zTest,
-} from '../../src/eval/stats.ts';
+} from '../../src/stats/index.ts';
 
 const close = (a: number, b: number, tol: number, msg?: string) => assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} ${a} vs ${b} (tol ${tol})`);
-
-test('SplitMix64 matches the published vectors for seed 1234567', () => {
-  const r = new SplitMix64(1234567);
-  const got = [1, 2, 3, 4, 5].map(() => r.nextU64().toString());
-  assert.deepEqual(got, ['6457827717110365317', '3203168211198807973', '9817491932198370423', '4593380528125082431', '16408922859458223821']);
-});
-
-test('SplitMix64 floats and ints are in range and seeded', () => {
-  const a = new SplitMix64(7);
-  const b = new SplitMix64(7);
-  for (let i = 0; i < 1000; i++) {
-    const x = a.nextFloat();
-    assert.ok(x >= 0 && x < 1);
-    assert.equal(x, b.nextFloat());
-    const k = a.nextInt(10);
-    assert.ok(Number.isInteger(k) && k >= 0 && k < 10);
-    b.nextInt(10);
-  }
-});
 
 test('stderr of a mean: lm-eval worked example [1,0,1,1] -> 0.25; n = 1 -> N/A', () => {
   close(meanStderr([1, 0, 1, 1])!, 0.25, 1e-15);
@@ -139,19 +119,6 @@ test('paired bootstrap: identical runs give p = 1; a constant shift is significa
   assert.throws(() => pairedBootstrap({ aggregation: 'mean', values: [1, 2] }, { aggregation: 'mean', values: [1] }));
 });
 
-test('z-test and erfc against tabulated normal values', () => {
-  close(erfc(0), 1, 1e-7);
-  close(erfc(1), 0.1572992070502851, 2e-7);
-  close(erfc(-1), 1.8427007929497148, 2e-7);
-  const z = zTest(0, 1, 1.959963984540054, 0);
-  close(z.z, 1.959963984540054, 1e-12);
-  close(z.p, 0.05, 1e-6);
-  const z2 = zTest(0.70, 0.03, 0.65, 0.04); // diff -0.05, se 0.05, z -1 -> p 0.3173105
-  close(z2.diff, -0.05, 1e-12);
-  close(z2.se, 0.05, 1e-12);
-  close(z2.p, 0.31731050786291415, 1e-6);
-});
-
 test('quantiles as llama.cpp: linear interpolation at f x (n - 1), median = middle', () => {
   const s = [1, 2, 3, 4];
   assert.equal(quantileSorted(s, 0.5), 2.5); // mean of the two middle values
@@ -168,4 +135,53 @@ test('llama.cpp mean uncertainty on the toy KLD values', () => {
   close(u.mean, 0.210193, 1e-9);
   // sqrt((mean sq - mean^2) / (n - 1)) = |a - b| / 2 for two values.
   close(u.stderr!, (0.393574 - 0.026812) / 2, 1e-12);
+});
+
+/** Replicates computed the slow, obvious way: aggregate() on one shared index set per replicate. */
+function directPaired(a: MetricItems, b: MetricItems, B: number, seed: number): number[] {
+  const rng = new SplitMix64(seed);
+  const n = a.values.length;
+  const out: number[] = [];
+  for (let r = 0; r < B; r++) {
+    const idx = Array.from({ length: n }, () => rng.nextInt(n));
+    out.push(aggregate(b, idx) - aggregate(a, idx));
+  }
+  return out;
+}
+
+test('paired bootstrap of weighted ratio metrics equals aggregate() on the same draws, bit for bit', () => {
+  const a: MetricItems = { aggregation: 'perplexity', values: [-20, -40, -13, -7, -31, -22], weights: [5, 15, 4, 2, 9, 7] };
+  const b: MetricItems = { aggregation: 'perplexity', values: [-21, -39, -15, -7, -35, -22], weights: [5, 15, 4, 2, 9, 7] };
+  const B = 400;
+  const d = directPaired(a, b, B, 11).sort((x, y) => x - y);
+  const res = pairedBootstrap(a, b, { iters: B, seed: 11, alpha: 0.2 });
+  assert.equal(res.ci[0], quantileSorted(d, 0.1));
+  assert.equal(res.ci[1], quantileSorted(d, 0.9));
+  close(res.diff, Math.exp(139 / 42) - Math.exp(133 / 42), 1e-12); // sums -139 and -133 over 42 tokens
+  // bits_per_unit with weights on one side only (a missing weight counts 1, as in aggregate()).
+  const c: MetricItems = { aggregation: 'bits_per_unit', values: [-20, -40, -13, -7], weights: [10, 30, 9, 5] };
+  const e: MetricItems = { aggregation: 'bits_per_unit', values: [-2, -4, -1.3, -0.7] };
+  const d2 = directPaired(c, e, 100, 2).sort((x, y) => x - y);
+  const r2 = pairedBootstrap(c, e, { iters: 100, seed: 2 });
+  assert.equal(r2.ci[0], quantileSorted(d2, 0.025));
+  assert.equal(r2.ci[1], quantileSorted(d2, 0.975));
+});
+
+test('paired bootstrap of a weighted mean ignores the weights, as aggregate() does', () => {
+  // aggregate() defines 'mean' as the plain mean: weights must not turn it into a weighted one.
+  const a: MetricItems = { aggregation: 'mean', values: [1, 0, 0, 1, 1], weights: [100, 1, 1, 1, 1] };
+  const b: MetricItems = { aggregation: 'mean', values: [1, 1, 0, 1, 1], weights: [100, 1, 1, 1, 1] };
+  const d = directPaired(a, b, 300, 5).sort((x, y) => x - y);
+  const res = pairedBootstrap(a, b, { iters: 300, seed: 5 });
+  close(res.diff, 0.2, 1e-15);
+  assert.equal(res.ci[0], quantileSorted(d, 0.025));
+  assert.equal(res.ci[1], quantileSorted(d, 0.975));
+});
+
+test('paired bootstrap rejects unpaired input', () => {
+  const m = (values: number[]): MetricItems => ({ aggregation: 'mean', values });
+  assert.throws(() => pairedBootstrap(m([1, 2]), { aggregation: 'perplexity', values: [1, 2] }), /different aggregations/);
+  assert.throws(() => pairedBootstrap(m([1]), m([1])), /at least 2/);
+  assert.throws(() => pairedBootstrap({ aggregation: 'perplexity', values: [1, 2], weights: [1] }, { aggregation: 'perplexity', values: [1, 2] }), /weights/);
+  assert.throws(() => pairedBootstrap(m([1, 2]), m([1, 2]), { iters: 1 }), RangeError);
 });
