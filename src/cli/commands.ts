@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { register as run } from './run.ts';
 import { register as quantize } from './quantize.ts';
 import { register as evalCmd } from './eval.ts';
+import { register as compare } from './compare.ts';
 import { register as report } from './report.ts';
 import { register as regress } from './regress.ts';
 import { register as baseline } from './baseline.ts';
@@ -14,4 +15,4 @@ import { register as inspect } from './inspect.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, report, regress, baseline, merge, schemes, serve, perf, inspect];
+export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect];

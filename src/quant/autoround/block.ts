@@ -7,7 +7,7 @@
  * returns dL/dx and accumulates dL/dW for the 7 Linear weights as used in the forward.
  */
 import type { ModelConfig } from '../../checkpoint/config.ts';
-import { mmNN, mmNT, mmTNacc, type F, type FCtor } from './kernels.ts';
+import { expNeg, mmNN, mmNT, mmTNacc, type F, type FCtor } from './kernels.ts';
 import { fp8, e2m1 } from './qdq.ts';
 import type { ActivationFormat } from '../schemes.ts';
 import { fp8Scale, quantizeActivations } from '../formats/index.ts';
@@ -397,18 +397,20 @@ function attentionForward(ws: BlockWorkspace, T: number, H: number, KV: number, 
         }
       }
       let sum = 0;
-      for (let u = 0; u <= t; u++) { const e = Math.exp(P[row + u] - mx); P[row + u] = e; sum += e; }
+      for (let u = 0; u <= t; u++) { const e = expNeg(P[row + u] - mx); P[row + u] = e; sum += e; }
       const inv = 1 / sum;
-      for (let u = 0; u <= t; u++) P[row + u] *= inv;
       if (hd === 8) {
+        // Normalisation fused into the weighted sum (one pass over the row).
         let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
         for (let u = 0, vo = gb; u <= t; u++, vo += 8) {
-          const pr = P[row + u];
+          const pr = fr(P[row + u] * inv);
+          P[row + u] = pr;
           a0 += pr * vp[vo]; a1 += pr * vp[vo + 1]; a2 += pr * vp[vo + 2]; a3 += pr * vp[vo + 3];
           a4 += pr * vp[vo + 4]; a5 += pr * vp[vo + 5]; a6 += pr * vp[vo + 6]; a7 += pr * vp[vo + 7];
         }
         att[qo] = a0; att[qo + 1] = a1; att[qo + 2] = a2; att[qo + 3] = a3; att[qo + 4] = a4; att[qo + 5] = a5; att[qo + 6] = a6; att[qo + 7] = a7;
       } else {
+        for (let u = 0; u <= t; u++) P[row + u] *= inv;
         for (let j = 0; j < hd; j++) {
           let a = 0;
           for (let u = 0, vo = gb + j; u <= t; u++, vo += hd) a += P[row + u] * vp[vo];

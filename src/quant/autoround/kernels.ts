@@ -93,12 +93,13 @@ export function mmTNacc(A: F, B: F, C: F, m: number, n: number, k: number, At?: 
 // (relative error < 1e-15 plus rounding), 0 below float32's smallest subnormal.
 const EXP_TAB = Float64Array.from({ length: 64 }, (_, j) => 2 ** (j / 64));
 const POW2_NEG = Float64Array.from({ length: 160 }, (_, m) => 2 ** -m);
-const LN2_64_HI = 0.010830424696223417; // ln2/64 split in two for an exact k·hi
+const LN2_64_HI = Math.round((Math.LN2 / 64) * 2 ** 32) / 2 ** 32; // ln2/64 split in two: k·hi is exact
 const LN2_64_LO = Math.LN2 / 64 - LN2_64_HI;
 const LOG2E_64 = 64 / Math.LN2;
 
 export function expNeg(x: number): number {
-  if (!(x > -104)) return x > -Infinity || x !== x ? (x !== x ? x : 0) : 0;
+  if (x > 0) return Math.exp(x);
+  if (!(x > -104)) return x !== x ? x : 0;
   const k = Math.floor(x * LOG2E_64 + 0.5);
   const r = x - k * LN2_64_HI - k * LN2_64_LO;
   const p = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120)))));
