@@ -11,14 +11,17 @@ import { formatPlan, planRun, type PlanOptions } from '../matrix/plan.ts';
 import type { EngineName } from '../matrix/models.ts';
 import { buildReport, buildLeaderboard } from '../report/index.ts';
 import { leaderboardText } from '../report/terminal.ts';
-import { readLedger } from '../results/ledger.ts';
+import { ledgerPath, readLedger } from '../results/ledger.ts';
+import { existsSync } from 'node:fs';
 import { cacheStatus, runPlan, type RunEvent } from '../runner/index.ts';
 import { embeddedHandlers } from '../runner/embedded.ts';
+import { handlersByEngine, vllmHandlers } from '../runner/vllm.ts';
 import { shardPlan } from '../runner/shard.ts';
 import { list, positiveInt, progressLine } from './options.ts';
 
 interface RunFlags {
   models?: string[];
+  modelsFile?: string;
   schemes?: string[];
   methods?: string[];
   recipe?: string[];
@@ -45,6 +48,7 @@ export function register(program: Command): void {
     .command('run')
     .description('quantize and evaluate the model matrix (default: stories260k, every scheme × {RTN, AutoRound} × all suites)')
     .option('--models <list>', 'model aliases from models.json', list)
+    .option('--models-file <path>', 'the model matrix file (default: models.json in the current directory)')
     .option('--schemes <list>', 'schemes (see `bench schemes`)', list)
     .option('--methods <list>', 'rtn,autoround', list)
     .option('--recipe <list>', 'AutoRound recipes (default, best, light, fast)', list)
@@ -65,9 +69,8 @@ export function register(program: Command): void {
     .option('--json', 'print the run summary and leaderboard as JSON on stdout')
     .addOption(new Option('--fault-perturb-scales <scheme:factor>', 'test-only fault hook: multiply one scheme\'s weight scales').hideHelp())
     .action(async (f: RunFlags) => {
-      if (f.engine === 'vllm') throw new UserError(`--engine vllm: use 'bench run --engine vllm' on a GPU host where vllm is installed (see harness/README.md); this build drives it through the vllm handlers`);
       const planOpts: PlanOptions = {
-        models: f.models, schemes: f.schemes, methods: f.methods, recipes: f.recipe, suites: f.suites,
+        modelsFile: f.modelsFile, models: f.models, schemes: f.schemes, methods: f.methods, recipes: f.recipe, suites: f.suites,
         engine: f.engine as EngineName | undefined, seed: f.seed,
       };
       let plan = planRun(planOpts);
@@ -87,12 +90,19 @@ export function register(program: Command): void {
         else if (e.type === 'job-skipped') progress.line(`skipped ${e.job.label}: ${e.reason}`);
       };
       const fault = parseFault(f.faultPerturbScales);
-      const handlers = embeddedHandlers({
+      const embedded = embeddedHandlers({
         threads: f.threads,
         limit: f.limit,
         onBatch: (t) => progress.update(t),
         perturbScales: fault,
       });
+      // Each job goes to its model's engine: --engine, else the model's first engine in models.json.
+      const vllm = vllmHandlers({
+        logDir: join(benchDir, 'logs'), root: plan.root, limit: f.limit, lmevalSuite: plan.suites[0]?.name ?? null,
+        onBatch: (t) => progress.update(t),
+      });
+      if (fault && plan.models.some((m) => m.engine === 'vllm')) throw new UserError('--fault-perturb-scales works with the embedded engine only; drop it or use --engine onnx');
+      const handlers = handlersByEngine(plan, { onnx: embedded, vllm });
       const summary = await runPlan(plan, handlers, {
         // A faulted checkpoint must never land in the shared cache.
         benchDir, cacheDir: fault ? join(benchDir, 'cache-faults') : undefined, runId: f.runId, resume: f.resume, jobs: f.jobs, onEvent, failFast: f.failFast,
@@ -100,7 +110,7 @@ export function register(program: Command): void {
         options: { ...f, plan: undefined },
       });
       progress.done();
-      const records = readLedger(summary.runDir);
+      const records = existsSync(ledgerPath(summary.runDir)) ? readLedger(summary.runDir) : [];
       const lb = buildLeaderboard(records);
       let site: string | null = null;
       if (f.report !== false && records.length) {

@@ -63,6 +63,10 @@ const VllmSchema = z
     serveArgs: z.array(z.string()).default([]).describe('extra `vllm serve` arguments, one argv entry each'),
     env: z.record(z.string(), z.string()).default({}),
     tensorParallel: z.number().int().positive().default(1),
+    lmevalTasks: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected an lm_eval task name (letters, digits, _ . -)'))
+      .optional()
+      .describe('lm_eval tasks run on every checkpoint of this model (vllm engine), ingested beside our suites'),
   })
   .strict();
 

@@ -10,6 +10,8 @@ import { writeCompressedCheckpoint } from '../checkpoint/compressed-tensors.ts';
 import { getScheme, withOverrides, type Scheme } from './schemes.ts';
 import { rtnQuantizeModel, type QuantizedLayers, type RtnOptions } from './rtn/index.ts';
 import { fp8Scale, nvfp4GlobalScale, type ScaleDtype } from './formats/index.ts';
+import { writeAtomic } from '../checkpoint/safetensors.ts';
+import { autoRound, getRecipe, type AutoRoundOptions, type AutoRoundProgress, type AutoRoundRecord, type Recipe } from './autoround/index.ts';
 
 export interface QuantizeOptions {
   /** Output checkpoint directory. */
@@ -29,6 +31,8 @@ export interface QuantizeOptions {
   /** Calibrated activation ranges per layer (needed by static FP8 and NVFP4 W4A4). */
   inputAmax?: ReadonlyMap<string, number>;
   onLayer?: (name: string, i: number, n: number) => void;
+  /** --method autoround: recipe name, per-value overrides, tuning options, progress callback. */
+  autoround?: { recipe?: string; overrides?: Partial<Recipe>; options?: AutoRoundOptions; onProgress?: (p: AutoRoundProgress) => void };
 }
 
 export interface QuantizeSummary {
@@ -41,12 +45,22 @@ export interface QuantizeSummary {
   quantized: string[];
   skipped: { name: string; reason: string }[];
   seconds: number;
+  /** AutoRound's run record (also written to <out>/quantization_record.json). */
+  record?: AutoRoundRecord;
 }
 
-export type QuantMethod = (modelDir: string, scheme: Scheme, opts: RtnOptions & QuantizeOptions) => QuantizedLayers | Promise<QuantizedLayers>;
+export type MethodResult = QuantizedLayers & { record?: AutoRoundRecord };
+export type QuantMethod = (modelDir: string, scheme: Scheme, opts: RtnOptions & QuantizeOptions) => MethodResult | Promise<MethodResult>;
 
 export const METHODS: Record<string, QuantMethod> = {
   rtn: (dir, scheme, opts) => rtnQuantizeModel(dir, scheme, opts),
+  autoround: async (dir, scheme, opts) => {
+    const a = opts.autoround ?? {};
+    const r = await autoRound(dir, scheme, getRecipe(a.recipe ?? 'default', a.overrides), {
+      ...a.options, ignore: opts.ignore, skipUnaligned: opts.skipUnaligned, scaleDtype: opts.scaleDtype,
+    }, a.onProgress);
+    return { ...r, inputAmax: new Map(Object.entries(r.record.actMax)) };
+  },
 };
 
 /** Per-model settings until models.json carries them: stories260k's layers are 64 and 172 wide. */
@@ -97,9 +111,11 @@ export async function quantizeModel(modelDir: string, schemeName: string, method
   writeCompressedCheckpoint(modelDir, options.out, scheme, q.layers, {
     overwrite: options.overwrite, unquantized: q.skipped.map((s) => s.name), inputScales, inputGlobalScales,
   });
+  if (q.record) writeAtomic(join(options.out, 'quantization_record.json'), [Buffer.from(JSON.stringify({ method, scheme: scheme.name, ...q.record }, null, 2) + '\n')]);
   return {
     out: options.out, scheme: scheme.name, method, groupSize: scheme.weights.groupSize, symmetric: scheme.weights.symmetric,
     scaleDtype: scaleDtype ?? null, quantized: q.quantized, skipped: q.skipped, seconds: (performance.now() - t0) / 1000,
+    ...(q.record ? { record: q.record } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../checkpoint/tokenizer.ts';
-import { OnnxEngine } from '../engines/onnx/engine.ts';
+import { openOnnxCheckpoint } from '../engines/onnx/checkpoint.ts';
 import { UserError } from '../errors.ts';
 import { CompletionServer, type RunningServer } from './server.ts';
 
@@ -35,7 +35,7 @@ function packageVersion(): string {
 export async function startBenchServe(o: BenchServeOptions): Promise<{ running: RunningServer; close(): Promise<void>; name: string }> {
   const dir = o.model === 'stories260k' ? join(ROOT, 'models', 'stories260k') : resolve(o.model);
   if (!existsSync(join(dir, 'config.json'))) throw new UserError(`${o.model}: not a model directory (no config.json); pass a Hugging Face model directory or 'stories260k'`);
-  const engine = await OnnxEngine.open(dir, { threads: o.threads, ...(o.maxModelLen ? { maxLength: o.maxModelLen } : {}) });
+  const { engine } = await openOnnxCheckpoint(dir, { threads: o.threads, ...(o.maxModelLen ? { maxLength: o.maxModelLen } : {}) });
   const tokenizer = await loadTokenizer(dir);
   const name = o.servedName ?? o.model;
   const api = new CompletionServer(engine, tokenizer, { modelName: name, root: o.model, maxLogprobs: o.maxLogprobs, maxModelLen: o.maxModelLen, version: packageVersion() });

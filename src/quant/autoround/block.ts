@@ -8,6 +8,7 @@
  */
 import type { ModelConfig } from '../../checkpoint/config.ts';
 import { expNeg, mmNN, mmNT, mmTNacc, type F, type FCtor } from './kernels.ts';
+import { attentionBackwardF32, attentionForwardF32, simdAttentionAvailable } from './simd.ts';
 import { fp8, e2m1 } from './qdq.ts';
 import type { ActivationFormat } from '../schemes.ts';
 import { fp8Scale, quantizeActivations } from '../formats/index.ts';
@@ -82,7 +83,7 @@ export class BlockWorkspace {
     this.h1 = n(D); this.h1q = n(D); this.q = n(qd); this.k = n(kd); this.v = n(kd);
     this.qPre = n(qd); this.kPre = n(kd); this.qr = n(qd); this.kr = n(kd);
     this.rq = new Float64Array(T * s.nHeads); this.rk = new Float64Array(T * s.nKv);
-    this.P = new ctor(s.nHeads * T * T); this.att = n(qd); this.attq = n(qd);
+    this.P = new ctor((s.nHeads * T * (T + 1)) / 2); /* causal rows packed: row t has t+1 entries */ this.att = n(qd); this.attq = n(qd);
     this.x2 = n(D); this.h2 = n(D); this.h2q = n(D); this.gate = n(Fi); this.up = n(Fi); this.m = n(Fi); this.mq = n(Fi); this.y = n(D);
     this.dA = n(Math.max(D, Fi, qd)); this.dB = n(Math.max(D, Fi, qd));
     this.dq = n(qd); this.dk = n(kd); this.dv = n(kd); this.dgate = n(Fi); this.dup = n(Fi); this.dm = n(Fi); this.dh = n(D); this.dx2 = n(D);
@@ -370,15 +371,19 @@ function unpackHeads(x: Float64Array, out: F, T: number, KV: number, hd: number)
 function attentionForward(ws: BlockWorkspace, T: number, H: number, KV: number, hd: number, fr: (v: number) => number): void {
   const qd = H * hd, grp = H / KV;
   const scale = 1 / Math.sqrt(hd);
+  if (hd === 8 && ws.ctor === Float32Array && simdAttentionAvailable()) {
+    attentionForwardF32(ws.qr as Float32Array, ws.kr as Float32Array, ws.v as Float32Array, ws.att as Float32Array, T, H, KV);
+    return;
+  }
   const { qr, P, att, kp, vp } = ws;
   packHeads(ws.kr, kp, T, KV, hd);
   packHeads(ws.v, vp, T, KV, hd);
   for (let h = 0; h < H; h++) {
     const gb = Math.floor(h / grp) * T * hd;
-    const Ph = h * T * T;
+    const Ph = (h * T * (T + 1)) / 2;
     for (let t = 0; t < T; t++) {
       const qo = t * qd + h * hd;
-      const row = Ph + t * T;
+      const row = Ph + (t * (t + 1)) / 2;
       let mx = -Infinity;
       if (hd === 8) {
         const q0 = qr[qo], q1 = qr[qo + 1], q2 = qr[qo + 2], q3 = qr[qo + 3], q4 = qr[qo + 4], q5 = qr[qo + 5], q6 = qr[qo + 6], q7 = qr[qo + 7];
@@ -428,15 +433,19 @@ function attentionForward(ws: BlockWorkspace, T: number, H: number, KV: number, 
 function attentionBackward(ws: BlockWorkspace, dAtt: F, T: number, H: number, KV: number, hd: number): void {
   const qd = H * hd, grp = H / KV;
   const scale = 1 / Math.sqrt(hd);
+  if (hd === 8 && ws.ctor === Float32Array && simdAttentionAvailable()) {
+    attentionBackwardF32(dAtt as Float32Array, ws.dq as Float32Array, ws.dk as Float32Array, ws.dv as Float32Array, T, H, KV);
+    return;
+  }
   const { qr, P, kp, vp, dkp, dvp, dP } = ws;
   const dqr = ws.dq;
   dkp.fill(0); dvp.fill(0);
   for (let h = 0; h < H; h++) {
     const gb = Math.floor(h / grp) * T * hd;
-    const Ph = h * T * T;
+    const Ph = (h * T * (T + 1)) / 2;
     for (let t = 0; t < T; t++) {
       const qo = t * qd + h * hd;
-      const row = Ph + t * T;
+      const row = Ph + (t * (t + 1)) / 2;
       let dot = 0;
       if (hd === 8) {
         const g0 = dAtt[qo], g1 = dAtt[qo + 1], g2 = dAtt[qo + 2], g3 = dAtt[qo + 3], g4 = dAtt[qo + 4], g5 = dAtt[qo + 5], g6 = dAtt[qo + 6], g7 = dAtt[qo + 7];

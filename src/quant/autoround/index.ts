@@ -7,7 +7,7 @@ import { UserError } from '../../errors.ts';
 import { readModelConfig, linearNames, type ModelConfig } from '../../checkpoint/config.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
 import type { Scheme } from '../schemes.ts';
-import { absMax, fusedGlobalScale, type QuantizedWeight } from '../formats/index.ts';
+import { absMax, fusedGlobalScale, type QuantizedWeight, type ScaleDtype } from '../formats/index.ts';
 import { fusionKey, readDecoderLinears, selectLayers, type LayerWeight, type QuantizedLayers } from '../rtn/index.ts';
 import { buildCalibration } from '../calibration.ts';
 import { blockShape, type ActQuant, type BlockParams } from './block.ts';
@@ -35,6 +35,8 @@ export interface AutoRoundOptions {
   calibrationFile?: string;
   /** Threads for the per-sample work (default: the machine's cores, at most 8). Results do not depend on it. */
   threads?: number;
+  /** Integer formats: dtype of the stored scales (default F16, auto-round's). */
+  scaleDtype?: ScaleDtype;
 }
 
 export interface AutoRoundProgress {
@@ -142,7 +144,9 @@ export async function autoRound(
       const layers: (QLinear | null)[] = lnames.map((name, i) => {
         if (!qset.has(name)) return null;
         const lw = weights.get(name)!;
-        return makeQLinear(name, scheme.weights, lw.w, lw.rows, lw.cols, Float32Array);
+        const l = makeQLinear(name, scheme.weights, lw.w, lw.rows, lw.cols, Float32Array);
+        if (options.scaleDtype) l.scaleDtype = options.scaleDtype;
+        return l;
       });
       if (scheme.weights.kind === 'nvfp4') {
         const groups = new Map<string, QLinear[]>();

@@ -8,6 +8,8 @@
  * (both operands read along contiguous rows): the weight transpose and the activation
  * transposes that turn mmNN / mmTN into mmNT cost O(size) against O(size · k) for the product.
  */
+import { mmNTf32, simdAvailable } from './simd.ts';
+
 export type F = Float32Array | Float64Array;
 export type FCtor = Float32ArrayConstructor | Float64ArrayConstructor;
 
@@ -18,6 +20,13 @@ export type FCtor = Float32ArrayConstructor | Float64ArrayConstructor;
  * on the blocking.
  */
 export function mmNT(A: F, B: F, C: F, m: number, n: number, k: number, accumulate = false): void {
+  if (A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array && (k & 3) === 0 && (n & 3) === 0 && m > 1 && m * k >= 256 && simdAvailable()) {
+    // float32: WebAssembly SIMD on the even rows, JS for an odd last row.
+    const me = m & ~1;
+    mmNTf32(A, B, C, me, n, k, accumulate);
+    if (me === m) return;
+    A = A.subarray(me * k); C = C.subarray(me * n); m = 1;
+  }
   let i = 0;
   for (; i + 1 < m; i += 2) {
     const a0 = i * k, a1 = a0 + k;

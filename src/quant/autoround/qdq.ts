@@ -10,7 +10,7 @@
  */
 import { roundToF16, e4m3ToF32, f32ToE4m3 } from '../../checkpoint/dtypes.ts';
 import type { WeightFormat } from '../schemes.ts';
-import { quantizeWeight, type QuantizedWeight } from '../formats/index.ts';
+import { quantizeWeight, type QuantizedWeight, type ScaleDtype } from '../formats/index.ts';
 import type { F, FCtor } from './kernels.ts';
 
 const FP32_MIN_NORMAL = 2 ** -126;
@@ -65,6 +65,8 @@ export interface QLinear {
   scale: Float64Array;
   zp: Float64Array;
   live: Uint8Array;
+  /** Integer formats: dtype of the stored scales (the checkpoint's; F16 when unset). */
+  scaleDtype?: ScaleDtype;
 }
 
 export function effectiveGroup(fmt: WeightFormat, cols: number): number {
@@ -347,5 +349,6 @@ export function formatsQuantize(L: QLinear): QuantizedWeight {
     minScale: f(L.alpha),
     maxScale: f(L.beta),
     globalScale: L.fmt.kind === 'nvfp4' ? L.globalScale : undefined,
+    ...(L.scaleDtype ? { scaleDtype: L.scaleDtype } : {}),
   }, L.name);
 }

@@ -69,6 +69,10 @@ test('float block backward (GQA 4 heads / 2 kv heads) matches finite differences
   checkFloatBlock(SHAPE);
 });
 
+test('head_dim 8 block (the unrolled attention path of stories260k) backward matches finite differences', () => {
+  checkFloatBlock({ ...SHAPE, nHeads: 4, nKv: 2, headDim: 8, hidden: 24 });
+});
+
 test('Qwen-style block (q/k norms and q/k/v biases) backward matches finite differences', () => {
   checkFloatBlock({ ...SHAPE, qkNorm: true, bias: true });
 });
