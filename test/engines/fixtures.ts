@@ -10,17 +10,9 @@ import { parseModelConfig, type ModelConfig } from '../../src/checkpoint/config.
 import { writeCheckpointTensors } from '../../src/checkpoint/tensors.ts';
 import { llamaTensorShapes } from '../../src/engines/onnx/llama.ts';
 
-/** Deterministic PRNG (mulberry32) so every run builds the same model. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG so every run builds the same model. */
+import { uniformSource as rng } from '../../src/stats/index.ts';
+export { rng };
 
 export interface RandomModel {
   dir: string;

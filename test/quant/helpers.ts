@@ -5,17 +5,9 @@ import { fromFloat32, type DType } from '../../src/checkpoint/dtypes.ts';
 import { writeCheckpointTensors } from '../../src/checkpoint/tensors.ts';
 import type { TensorToWrite } from '../../src/checkpoint/safetensors.ts';
 
-/** mulberry32: small, fast, seeded. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform source on [0, 1). */
+import { uniformSource as rng } from '../../src/stats/index.ts';
+export { rng };
 
 export function gaussian(n: number, seed: number, std = 1): Float32Array {
   const r = rng(seed);

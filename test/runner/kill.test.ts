@@ -11,22 +11,13 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { uniformSource } from '../../src/stats/index.ts';
 import { readLedger } from '../../src/results/ledger.ts';
 import { stable } from './fixtures/normalize.ts';
 import { makeProject, modelsJson } from './fixtures/project.ts';
 
 const SCRIPT = join(fileURLToPath(import.meta.url), '..', 'fixtures', 'run-fake.ts');
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Outcome {
   killed: boolean;
@@ -78,7 +69,7 @@ test('SIGKILL at random points, restart: the ledger equals an uninterrupted run,
 
   const usesLog = join(root, 'uses.log');
   const benchDir = join(root, 'killed');
-  const rand = mulberry32(20240611);
+  const rand = uniformSource(20240611);
   let kills = 0;
   for (let attempt = 0; attempt < 6; attempt++) {
     const after = 1 + Math.floor(rand() * 3);
