@@ -5,21 +5,17 @@
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../checkpoint/tokenizer.ts';
-import { OnnxEngine } from '../engines/onnx/engine.ts';
+import type { OnnxEngine } from '../engines/onnx/engine.ts';
+import { openOnnxCheckpoint } from '../engines/onnx/checkpoint.ts';
 import { UserError } from '../errors.ts';
 import { loadKldBase, runSuite } from '../eval/index.ts';
 import { loadSuite } from '../matrix/suites.ts';
+import { resolveModelArg } from '../matrix/models.ts';
 import type { MetricValue } from '../results/record.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
 function modelDir(model: string): string {
-  const dir = model === 'stories260k' ? resolve(ROOT, 'models', 'stories260k') : resolve(model);
-  if (!existsSync(resolve(dir, 'config.json'))) throw new UserError(`${model}: not a model directory (no config.json); pass --model stories260k or a Hugging Face model directory`);
-  return dir;
+  return resolveModelArg(model).dir;
 }
 
 function positiveInt(flag: string) {
@@ -51,13 +47,13 @@ export function register(program: Command): void {
       const suite = loadSuite(o.suite);
       const dir = modelDir(o.model);
       const tok = await loadTokenizer(dir);
-      const engine = await OnnxEngine.open(dir, { maxLength: suite.params.maxLength, threads: o.threads });
+      const { engine } = await openOnnxCheckpoint(dir, { maxLength: suite.params.maxLength, threads: o.threads });
       let base: OnnxEngine | undefined;
       try {
         const cached = o.baseCache && existsSync(o.baseCache) ? loadKldBase(o.baseCache) : undefined;
         if (suite.task === 'kld' && !cached) {
           if (!o.base) throw new UserError(`suite '${suite.name}' compares against a base model; pass --base DIR (or --base-cache FILE of a computed base)`);
-          base = await OnnxEngine.open(modelDir(o.base), { maxLength: suite.params.maxLength, threads: o.threads });
+          base = (await openOnnxCheckpoint(modelDir(o.base), { maxLength: suite.params.maxLength, threads: o.threads })).engine;
         }
         const started = performance.now();
         const tty = process.stderr.isTTY;

@@ -5,8 +5,9 @@
  * is reported as one line naming its JSON path, e.g.
  * `models.json: models.qwen3.overrides.groupSize: expected integer`.
  */
-import { readFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UserError, didYouMean } from '../errors.ts';
 import { getScheme, schemeNames } from '../quant/schemes.ts';
@@ -257,3 +258,20 @@ const KNOWN_KEYS = [
     'path', 'hf', 'revision', 'split',
   ]),
 ];
+
+/** The project's own models.json (beside package.json). */
+export const PROJECT_MODELS_FILE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models.json');
+
+/**
+ * What single-model commands (`quantize`, `eval`, `serve`) accept for --model: a model
+ * directory, or an alias from models.json with a local source. Returns the directory and
+ * the alias's overrides (group size ...) when it was an alias.
+ */
+export function resolveModelArg(arg: string, modelsFile = PROJECT_MODELS_FILE): { dir: string; alias: string | null; overrides: ModelOverrides | null } {
+  if (existsSync(join(arg, 'config.json'))) return { dir: resolve(arg), alias: null, overrides: null };
+  if (!existsSync(modelsFile) || arg.includes('/') || arg.includes('\\'))
+    throw new UserError(`${arg}: not a model directory (no config.json) and not a model alias; pass a Hugging Face model directory or an alias from models.json`);
+  const m = getModel(loadModels(modelsFile), arg);
+  if (!m.localDir) throw new UserError(`model '${arg}' comes from ${m.source}; download it (huggingface-cli download ${m.hfRepo} --revision ${m.revision ?? 'main'}) and pass its directory`);
+  return { dir: m.localDir, alias: arg, overrides: m.overrides ?? null };
+}
