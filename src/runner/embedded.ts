@@ -11,6 +11,7 @@ import { runSuite, suiteTexts } from '../eval/index.ts';
 import { buildKldWindows, computeKldBase, loadKldBase, saveKldBase } from '../eval/kld.ts';
 import { loadSuite, type KldSuite } from '../matrix/suites.ts';
 import { quantizeModel } from '../quant/index.ts';
+import type { AutoRoundProgress } from '../quant/autoround/index.ts';
 import { perturbWeightScales } from './faults.ts';
 import type { Handlers } from './run.ts';
 
@@ -47,26 +48,30 @@ export function embeddedHandlers(opts: EmbeddedOptions = {}): Handlers {
         asym: job.scheme.weights.kind === 'int' && !job.scheme.weights.symmetric,
         ...(job.method === 'autoround' && rv
           ? {
-              recipe: job.recipe ?? undefined,
-              iters: rv.iters,
-              nsamples: rv.nsamples,
-              seqlen: rv.seqlen,
-              batchSize: rv.batchSize,
-              lr: rv.lr ?? undefined,
-              minmaxLr: rv.minmaxLr ?? undefined,
-              enableQuantedInput: rv.enableQuantedInput,
-              enableMinmaxTuning: rv.enableMinmaxTuning,
-              seed: job.seed,
+              autoround: {
+                // models.json owns the recipe table: every value is passed, so the named base
+                // recipe only fills what is missing (nothing).
+                recipe: 'default',
+                overrides: { iters: rv.iters, nsamples: rv.nsamples, seqlen: rv.seqlen, batchSize: rv.batchSize, lr: rv.lr },
+                options: {
+                  seed: job.seed,
+                  minmaxLr: rv.minmaxLr ?? undefined,
+                  enableQuantedInput: rv.enableQuantedInput,
+                  enableMinmaxTuning: rv.enableMinmaxTuning,
+                  ...(ctx.model.calibrationPath ? { calibrationFile: ctx.model.calibrationPath } : {}),
+                },
+                onProgress: (p: AutoRoundProgress) =>
+                  opts.onBatch?.(`${job.label}: block ${p.block + 1}/${p.blocks} iter ${p.iter + 1}/${p.iters} loss ${p.loss.toExponential(3)}`),
+              },
             }
           : {}),
-        onProgress: (text: string) => opts.onBatch?.(`${job.label}: ${text}`),
-      } as Parameters<typeof quantizeModel>[3]);
+      });
       const fault = opts.perturbScales && opts.perturbScales.scheme === job.scheme.name ? opts.perturbScales.factor : null;
       if (fault !== null) perturbWeightScales(ctx.outDir, fault);
       return {
-        bitsPerWeight: (summary as { bitsPerWeight?: number }).bitsPerWeight ?? job.bitsPerWeight,
+        bitsPerWeight: job.bitsPerWeight,
         layers: summary.quantized,
-        provenance: { ...(fault !== null ? { fault: { perturbScales: fault } } : {}), tool: 'lowbit-bench', method: job.method, scheme: summary.scheme, groupSize: summary.groupSize, symmetric: summary.symmetric, scaleDtype: summary.scaleDtype, skipped: summary.skipped, record: (summary as { record?: unknown }).record ?? null },
+        provenance: { ...(fault !== null ? { fault: { perturbScales: fault } } : {}), tool: 'lowbit-bench', method: job.method, scheme: summary.scheme, groupSize: summary.groupSize, symmetric: summary.symmetric, scaleDtype: summary.scaleDtype, skipped: summary.skipped, record: summary.record ?? null },
       };
     },
 
