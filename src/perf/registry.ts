@@ -54,12 +54,19 @@ export const BENCHMARKS: PerfBenchmark[] = [
   },
   {
     name: 'autoround',
-    description: 'AutoRound wall time per block on stories260k W4A16',
+    description: 'AutoRound on stories260k W4A16 default recipe: seconds per block and total, GFLOP/s vs the SIMD matrix kernel peak (all cores unless --threads > 1; --quick: 1 block, 20 iters)',
     run: async (o) => {
       const { perfAutoRound } = await import('./autoround.ts');
       const modelDir = new URL('../../models/stories260k', import.meta.url).pathname;
-      const r = await perfAutoRound(modelDir, {}, o.quick ? 1 : undefined);
-      return { name: 'autoround', lines: [`autoround: ${JSON.stringify(r)}`], data: { ...r } };
+      const r = await perfAutoRound(modelDir, { overrides: o.quick ? { iters: 20 } : {}, blocks: o.quick ? 1 : undefined, threads: o.threads > 1 ? o.threads : undefined, log: o.log });
+      return {
+        name: 'autoround',
+        lines: [
+          `autoround ${r.scheme} g32 default recipe (iters ${r.recipe.iters}, bs ${r.recipe.batchSize}, nsamples ${r.recipe.nsamples}), ${r.threads} threads, simd ${r.simd}: ${round(r.totalSeconds)} s total, per block ${r.secondsPerBlock.map((x) => round(x)).join(' ')} s`,
+          `autoround: ${round(r.achievedGflops)} GFLOP/s achieved vs ${round(r.peakGflops)} GFLOP/s kernel peak (${round(100 * r.fractionOfPeak)}%)`,
+        ],
+        data: { ...r },
+      };
     },
   },
 ];

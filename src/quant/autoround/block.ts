@@ -7,7 +7,7 @@
  * returns dL/dx and accumulates dL/dW for the 7 Linear weights as used in the forward.
  */
 import type { ModelConfig } from '../../checkpoint/config.ts';
-import { expNeg, mmNN, mmNT, mmTNacc, type F, type FCtor } from './kernels.ts';
+import { expNeg, mmNN, mmNT, mmTNacc, sigmoid, type F, type FCtor } from './kernels.ts';
 import { attentionBackwardF32, attentionForwardF32, simdAttentionAvailable } from './simd.ts';
 import { fp8, e2m1 } from './qdq.ts';
 import type { ActivationFormat } from '../schemes.ts';
@@ -249,7 +249,7 @@ export function blockForward(p: BlockParams, s: BlockShape, ws: BlockWorkspace, 
   mmNT(ws.h2q, Wu, ws.up, T, Fi, D);
   for (let i = 0; i < T * Fi; i++) {
     const z = ws.gate[i];
-    ws.m[i] = (z / (1 + Math.exp(-z))) * ws.up[i];
+    ws.m[i] = z * sigmoid(z) * ws.up[i];
   }
   if (record) record[3] = Math.max(record[3], absMax(ws.m, T * Fi));
   actQuantFwd(ws.m, ws.mq, T, Fi, aq, 3, smooth);
@@ -299,7 +299,7 @@ export function blockBackward(p: BlockParams, s: BlockShape, ws: BlockWorkspace,
   actQuantBwd(ws.m, dm, T, Fi, aq, 3, smooth);
   for (let i = 0; i < T * Fi; i++) {
     const z = ws.gate[i];
-    const sg = 1 / (1 + Math.exp(-z));
+    const sg = sigmoid(z);
     ws.dup[i] = dm[i] * z * sg;
     ws.dgate[i] = dm[i] * ws.up[i] * sg * (1 + z * (1 - sg));
   }

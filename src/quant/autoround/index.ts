@@ -109,7 +109,7 @@ export async function autoRound(
   const qset = new Set(quantized);
   const ckpt = CheckpointTensors.open(modelDir);
   const record: AutoRoundRecord = {
-    recipe: { ...recipe, lr, minmaxLr, seed }, seqlenCapped: calib.seqlenCapped, requestedSeqlen: calib.requestedSeqlen,
+    recipe: { ...recipe, seqlen: T, lr, minmaxLr, seed }, seqlenCapped: calib.seqlenCapped, requestedSeqlen: calib.requestedSeqlen,
     bestLossPerBlock: [], bestIterPerBlock: [], firstLossPerBlock: [], secondsPerBlock: [], peakMemoryMB: 0, actMax: {},
     ...(options.measureMse ? { rtnMsePerBlock: [], autoroundMsePerBlock: [] } : {}),
   };

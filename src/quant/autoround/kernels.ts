@@ -114,3 +114,10 @@ export function expNeg(x: number): number {
   const p = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120)))));
   return POW2_NEG[-(k >> 6)] * EXP_TAB[k & 63] * p;
 }
+
+/** Logistic sigmoid through expNeg (both signs), for SiLU and its derivative. */
+export function sigmoid(z: number): number {
+  if (z >= 0) return 1 / (1 + expNeg(-z));
+  const e = expNeg(z);
+  return e / (1 + e);
+}

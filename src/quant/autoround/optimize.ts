@@ -108,9 +108,9 @@ export class BlockProblem {
   }
 
   private usePool(...arrays: F[]): { x: number; y?: number; out?: number } | null {
-    if (!this.pool || this.pool.lanes < 2 || this.pool.owner !== this) { if (process.env.ARDBG) console.error("usePool: no pool", !!this.pool, this.pool?.owner === this); return null; }
+    if (!this.pool || this.pool.lanes < 2 || this.pool.owner !== this) return null;
     const ix = arrays.map((a) => this.bufs.indexOf(a as Float32Array));
-    if (ix.some((i) => i < 0)) { if (process.env.ARDBG) console.error("usePool: buffer not shared", ix); return null; }
+    if (ix.some((i) => i < 0)) return null; // not a shared buffer: this thread computes alone
     return { x: ix[0], y: ix[1], out: ix[1] };
   }
 

@@ -10,10 +10,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { BlockShape, ActQuant } from './block.ts';
-import type { F } from './kernels.ts';
 
 /** Control block layout (Int32 indices). */
-export const CTL = { GEN: 0, DONE: 1, OP: 2, COUNT: 3, XBUF: 4, YBUF: 5, OUTBUF: 6, FROM: 7, IDX: 16 } as const;
+export const CTL = { GEN: 0, DONE: 1, OP: 2, COUNT: 3, XBUF: 4, YBUF: 5, OUTBUF: 6, BEAT: 7, IDX: 16 } as const;
+/** A worker that finishes no sample for this long is taken for dead (a sample takes well under a second). */
+const STALL_MS = 120_000;
 export const OP = { LOSS: 1, LOSS_GRAD: 2, FORWARD: 3, YIELD: 4 } as const;
 export const MAX_BATCH = 4096;
 
@@ -92,10 +93,14 @@ export class BlockPool {
     const [a, b] = laneRange(0, this.lanes, n);
     local(a, b);
     const want = this.workers.length;
+    let beat = Atomics.load(c, CTL.BEAT), since = Date.now();
     for (;;) {
       const d = Atomics.load(c, CTL.DONE);
       if (d >= want) break;
       Atomics.wait(c, CTL.DONE, d, 1000);
+      // Worker events cannot run while this thread waits, so liveness is a shared heartbeat.
+      const b = Atomics.load(c, CTL.BEAT);
+      if (b !== beat) { beat = b; since = Date.now(); } else if (Date.now() - since > STALL_MS) throw new Error('an AutoRound worker thread stopped responding; rerun with --threads 1');
     }
     if (Atomics.load(c, CTL.DONE) > want) throw new Error('AutoRound worker failed; rerun with --threads 1 to see the error');
   }
@@ -124,4 +129,3 @@ export function laneRange(lane: number, lanes: number, n: number): [number, numb
   return [from, from + per + (lane < extra ? 1 : 0)];
 }
 
-export type { F };

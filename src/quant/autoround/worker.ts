@@ -46,6 +46,7 @@ function job(op: number): void {
       const k = ctl[CTL.IDX + i];
       blockForward(p, b.s, ws!, X, k * T * D, b.aq, false, rec);
       out.set(ws!.y.subarray(0, T * D), k * T * D);
+      Atomics.add(ctl, CTL.BEAT, 1);
     }
     for (let j = 0; j < 4; j++) b.record[lane * 4 + j] = rec[j];
     return;
@@ -54,6 +55,7 @@ function job(op: number): void {
   for (let i = from; i < to; i++) {
     const k = ctl[CTL.IDX + i];
     b.loss[i] = sampleLossGrad(p, b.s, ws!, X, Y, k * T * D, b.denom[0], dy!, op === OP.LOSS_GRAD, b.dW[i], b.aq, false);
+    Atomics.add(ctl, CTL.BEAT, 1);
   }
 }
 
