@@ -1,7 +1,8 @@
 /** `bench quantize`: quantize a model with a scheme and method into a compressed-tensors checkpoint. */
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { MODEL_DEFAULTS, quantizeModel, resolveModelDir } from '../quant/index.ts';
+import { quantizeModel } from '../quant/index.ts';
+import { resolveModelArg } from '../matrix/models.ts';
 import { getScheme } from '../quant/schemes.ts';
 import type { ScaleDtype } from '../quant/formats/index.ts';
 import type { AutoRoundProgress } from '../quant/autoround/index.ts';
@@ -102,8 +103,10 @@ export function register(program: Command): void {
       if (threads !== undefined && threads < 1) throw new UserError(`--threads must be at least 1, got '${o.threads}'`);
       const progress = progressPrinter();
       let groupSize = o.groupSize === undefined ? undefined : parseGroupSize(o.groupSize);
-      if (groupSize === undefined && scheme.weights.kind === 'int') groupSize = MODEL_DEFAULTS[o.model]?.groupSize;
-      const summary = await quantizeModel(resolveModelDir(o.model), scheme.name, o.method, {
+      const model = resolveModelArg(o.model);
+      // A models.json alias brings its per-model overrides (stories260k: group size 32).
+      if (groupSize === undefined && scheme.weights.kind === 'int') groupSize = model.overrides?.groupSize;
+      const summary = await quantizeModel(model.dir, scheme.name, o.method, {
         out: o.out, groupSize, asym: o.asym, ignore: o.ignore, skipUnaligned: o.skipUnaligned, overwrite: o.force,
         scaleDtype: o.scaleDtype === undefined ? undefined : parseScaleDtype(o.scaleDtype),
         onLayer: (name, i, n) => process.stderr.write(`[${i + 1}/${n}] ${name}\n`),

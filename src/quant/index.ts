@@ -4,7 +4,7 @@
  * adds its entry with the same signature).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { UserError, didYouMean } from '../errors.ts';
 import { writeCompressedCheckpoint } from '../checkpoint/compressed-tensors.ts';
 import { getScheme, withOverrides, type Scheme } from './schemes.ts';
@@ -62,17 +62,6 @@ export const METHODS: Record<string, QuantMethod> = {
     return { ...r, inputAmax: new Map(Object.entries(r.record.actMax)) };
   },
 };
-
-/** Per-model settings until models.json carries them: stories260k's layers are 64 and 172 wide. */
-export const MODEL_DEFAULTS: Record<string, { groupSize?: number }> = {
-  stories260k: { groupSize: 32 },
-};
-
-/** Resolve a model alias or directory. */
-export function resolveModelDir(model: string, root = process.cwd()): string {
-  if (model === 'stories260k') return resolve(root, 'models', 'stories260k');
-  return resolve(model);
-}
 
 function readRawConfig(modelDir: string): Record<string, unknown> {
   try {
