@@ -8,7 +8,7 @@
  */
 import type { ResultRecord } from '../results/record.ts';
 import { pairedBootstrap, zTest } from '../stats/index.ts';
-import { gateFor, type Thresholds } from './thresholds.ts';
+import { gateFor, type Gate, type Thresholds } from './thresholds.ts';
 
 export type CellStatus = 'ok' | 'regressed' | 'improved' | 'added' | 'missing';
 
@@ -127,19 +127,18 @@ export function regress(
     } else if (!bad && practical && significant) {
       cell.status = 'improved';
     }
-    // Absolute floors against this run's own unquantized base.
+    // Absolute floors against each run's own unquantized base. A floor the baseline already
+    // missed is a standing condition, noted but not failed: the nightly asks what got worse.
     if (r.method !== 'base') {
       const baseKey = [r.model, 'BF16', 'base', r.task, r.metric].join('/');
-      const ref = cur.get(baseKey);
-      if (ref && ref.value !== 0 && c.value !== 0) {
-        const recovery = r.higherIsBetter ? c.value / ref.value : ref.value / c.value;
-        if (recovery < gate.minRecovery) {
+      const now = floorBreaches(c, cur.get(baseKey), gate);
+      const before = new Set(floorBreaches(b, base.get(baseKey), gate).map((x) => x.kind));
+      for (const x of now) {
+        if (before.has(x.kind)) {
+          cell.reasons.push(`${x.text} (as in the baseline)`);
+        } else {
           cell.status = 'regressed';
-          cell.reasons.push(`recovery ${(100 * recovery).toFixed(1)}% < floor ${(100 * gate.minRecovery).toFixed(1)}%`);
-        }
-        if (isPerplexityLike(r.metric) && c.value / ref.value > gate.maxPerplexityRatio) {
-          cell.status = 'regressed';
-          cell.reasons.push(`perplexity ${fmt(c.value / ref.value)}x base > ceiling ${gate.maxPerplexityRatio}x`);
+          cell.reasons.push(x.text);
         }
       }
     }
@@ -147,6 +146,16 @@ export function regress(
   const counts: Record<CellStatus, number> = { ok: 0, regressed: 0, improved: 0, added: 0, missing: 0 };
   for (const c of cells) counts[c.status]++;
   return { cells, counts, failed: counts.regressed > 0 || (!opts.allowMissing && counts.missing > 0) };
+}
+
+function floorBreaches(q: ResultRecord, ref: ResultRecord | undefined, gate: Gate): { kind: string; text: string }[] {
+  if (!ref || ref.value === 0 || q.value === 0) return [];
+  const out: { kind: string; text: string }[] = [];
+  const recovery = q.higherIsBetter ? q.value / ref.value : ref.value / q.value;
+  if (recovery < gate.minRecovery) out.push({ kind: 'recovery', text: `recovery ${(100 * recovery).toFixed(1)}% < floor ${(100 * gate.minRecovery).toFixed(1)}%` });
+  if (isPerplexityLike(q.metric) && q.value / ref.value > gate.maxPerplexityRatio)
+    out.push({ kind: 'ppl', text: `perplexity ${fmt(q.value / ref.value)}x base > ceiling ${gate.maxPerplexityRatio}x` });
+  return out;
 }
 
 export function fmt(x: number): string {

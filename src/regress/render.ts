@@ -26,7 +26,7 @@ function summary(r: RegressResult): string {
 
 /** Terminal table: every cell that is not ok, then the summary line. */
 export function renderTerminal(r: RegressResult, all = false): string {
-  const rows = r.cells.filter((c) => all || c.status !== 'ok').map(row);
+  const rows = r.cells.filter((c) => all || c.status !== 'ok' || c.reasons.length > 0).map(row);
   const table = [HEAD, ...rows];
   const widths = HEAD.map((_, i) => Math.max(...table.map((t) => t[i].length)));
   const lines = rows.length ? table.map((t) => t.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd()) : [];

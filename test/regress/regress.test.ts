@@ -76,17 +76,26 @@ test('added and missing cells are reported, missing fails unless allowed', () =>
   assert.equal(regress([rec({ task: 'a' })], [rec({ task: 'b' })], none, { allowMissing: true }).failed, false);
 });
 
-test('floors against the run\'s own BF16 base', () => {
-  const t = parseThresholds({ defaults: { minRecovery: 0.9, maxPerplexityRatio: 1.5 } }, 'test');
+test('floors against each run\'s own BF16 base: new breaches fail, standing ones are noted', () => {
+  // A change too small to count by itself (minAbsDelta 0.1) that newly crosses the floor.
+  const t = parseThresholds({ defaults: { minRecovery: 0.9 }, metrics: { acc: { minAbsDelta: 0.1 } } }, 'test');
   const baseAcc = rec({ scheme: 'BF16', method: 'base', value: 0.8 });
-  const q = rec({ value: 0.7 }); // recovery 87.5% < 90%, even though unchanged vs baseline
-  const r = regress([baseAcc, q], [baseAcc, q], t);
+  const r = regress([baseAcc, rec({ value: 0.75 })], [baseAcc, rec({ value: 0.7 })], t);
   const cell = r.cells.find((c) => c.method === 'rtn')!;
   assert.equal(cell.status, 'regressed');
-  assert.match(cell.reasons.join(), /recovery 87.5% < floor 90.0%/);
+  assert.deepEqual(cell.reasons, ['recovery 87.5% < floor 90.0%']);
+  // The same value in baseline and current: below the floor in both, noted, not failed.
+  const standing = regress([baseAcc, rec({ value: 0.7 })], [baseAcc, rec({ value: 0.7 })], t);
+  const sc = standing.cells.find((c) => c.method === 'rtn')!;
+  assert.equal(sc.status, 'ok');
+  assert.deepEqual(sc.reasons, ['recovery 87.5% < floor 90.0% (as in the baseline)']);
+  assert.equal(standing.failed, false);
   const ppl = (scheme: string, method: string, value: number) => rec({ scheme, method, value, metric: 'word_perplexity', higherIsBetter: false });
-  const r2 = regress([ppl('BF16', 'base', 10), ppl('W2A16', 'rtn', 16)], [ppl('BF16', 'base', 10), ppl('W2A16', 'rtn', 16)], parseThresholds({ defaults: { maxPerplexityRatio: 1.5 } }, 't'));
-  assert.match(r2.cells.find((c) => c.scheme === 'W2A16')!.reasons.join(), /1.6x base > ceiling 1.5x/);
+  const t2 = parseThresholds({ defaults: { maxPerplexityRatio: 1.5 }, metrics: { word_perplexity: { minRelDelta: 0.5 } } }, 't');
+  const r2 = regress([ppl('BF16', 'base', 10), ppl('W2A16', 'rtn', 14)], [ppl('BF16', 'base', 10), ppl('W2A16', 'rtn', 16)], t2);
+  const c2 = r2.cells.find((c) => c.scheme === 'W2A16')!;
+  assert.equal(c2.status, 'regressed');
+  assert.match(c2.reasons.join(), /1.6x base > ceiling 1.5x/);
 });
 
 test('threshold layering: defaults < metric < cell pattern', () => {
