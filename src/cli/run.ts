@@ -107,7 +107,7 @@ export function register(program: Command): void {
         // A faulted checkpoint must never land in the shared cache.
         benchDir, cacheDir: fault ? join(benchDir, 'cache-faults') : undefined, runId: f.runId, resume: f.resume, jobs: f.jobs, onEvent, failFast: f.failFast,
         log: (s) => progress.line(s),
-        options: { ...f, plan: undefined },
+        options: { ...f },
       });
       progress.done();
       const records = existsSync(ledgerPath(summary.runDir)) ? readLedger(summary.runDir) : [];

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine } from '../engines/engine.ts';
 import { UserError } from '../errors.ts';
-import type { Suite } from '../matrix/suites.ts';
+import type { LastWordSuite, MultipleChoiceSuite, Suite } from '../matrix/suites.ts';
 import type { MetricValue } from '../results/record.ts';
 import { runKld, type KldBase, type KldMetric } from './kld.ts';
 import { runLastWord, type LastWordDoc } from './lastword.ts';
@@ -65,6 +65,15 @@ export async function runSuite(suite: Suite, engine: Engine, tok: TextTokenizer,
   const task = suite.name;
   const bootstrap = suite.bootstrap;
   const onProgress = opts.onProgress;
+  // Shared by the tasks that score a continuation after a context.
+  const contextOptions = (s: MultipleChoiceSuite | LastWordSuite) => ({
+    task,
+    targetDelimiter: s.params.targetDelimiter,
+    addBos: s.params.addBos ?? tok.addBosDefault,
+    maxLength: Math.min(s.params.maxLength, engine.info.maxLength),
+    batchSize: s.params.batchSize,
+    onProgress,
+  });
   switch (suite.task) {
     case 'perplexity':
       return runPerplexity(suiteTexts(suite, opts.limit), engine, tok, {
@@ -78,28 +87,11 @@ export async function runSuite(suite: Suite, engine: Engine, tok: TextTokenizer,
       });
     case 'multiple_choice': {
       const docs = limited(readJsonlItems<MultipleChoiceDoc & { story: number }>(suite), opts.limit);
-      return runMultipleChoice(docs, engine, tok, {
-        task,
-        metrics: suite.metrics,
-        targetDelimiter: suite.params.targetDelimiter,
-        addBos: suite.params.addBos ?? tok.addBosDefault,
-        maxLength: Math.min(suite.params.maxLength, engine.info.maxLength),
-        batchSize: suite.params.batchSize,
-        onProgress,
-      });
+      return runMultipleChoice(docs, engine, tok, { ...contextOptions(suite), metrics: suite.metrics });
     }
     case 'lastword': {
       const docs = limited(readJsonlItems<LastWordDoc & { story: number }>(suite), opts.limit);
-      return runLastWord(docs, engine, tok, {
-        task,
-        metrics: suite.metrics,
-        targetDelimiter: suite.params.targetDelimiter,
-        addBos: suite.params.addBos ?? tok.addBosDefault,
-        maxLength: Math.min(suite.params.maxLength, engine.info.maxLength),
-        batchSize: suite.params.batchSize,
-        bootstrap,
-        onProgress,
-      });
+      return runLastWord(docs, engine, tok, { ...contextOptions(suite), metrics: suite.metrics, bootstrap });
     }
     case 'kld': {
       const base = opts.baseCache

@@ -40,6 +40,17 @@ const common = {
 
 const BosPolicy = z.enum(['prefix', 'document']);
 
+/** Parameters of the tasks that score a continuation after a context (multiple choice, last word). */
+const ContextParams = z
+  .object({
+    maxLength: z.number().int().min(1),
+    /** lm-eval's target_delimiter between context and continuation (" " by default; "" when the context keeps its own whitespace). */
+    targetDelimiter: z.string().default(' '),
+    addBos: z.boolean().optional(),
+    batchSize: z.number().int().min(1).default(32),
+  })
+  .strict();
+
 const SuiteSchema = z.discriminatedUnion('task', [
   z
     .object({
@@ -65,15 +76,7 @@ const SuiteSchema = z.discriminatedUnion('task', [
       task: z.literal('multiple_choice'),
       format: z.literal('jsonl'),
       metrics: z.array(z.enum(TASK_METRICS.multiple_choice)).min(1),
-      params: z
-        .object({
-          maxLength: z.number().int().min(1),
-          /** lm-eval's target_delimiter between context and choice (" " by default; "" when the context keeps its own whitespace). */
-          targetDelimiter: z.string().default(' '),
-          addBos: z.boolean().optional(),
-          batchSize: z.number().int().min(1).default(32),
-        })
-        .strict(),
+      params: ContextParams,
     })
     .strict(),
   z
@@ -82,14 +85,7 @@ const SuiteSchema = z.discriminatedUnion('task', [
       task: z.literal('lastword'),
       format: z.literal('jsonl'),
       metrics: z.array(z.enum(TASK_METRICS.lastword)).min(1),
-      params: z
-        .object({
-          maxLength: z.number().int().min(1),
-          targetDelimiter: z.string().default(' '),
-          addBos: z.boolean().optional(),
-          batchSize: z.number().int().min(1).default(32),
-        })
-        .strict(),
+      params: ContextParams,
     })
     .strict(),
   z

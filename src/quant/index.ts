@@ -32,7 +32,7 @@ export interface QuantizeOptions {
   inputAmax?: ReadonlyMap<string, number>;
   onLayer?: (name: string, i: number, n: number) => void;
   /** --method autoround: recipe name, per-value overrides, tuning options, progress callback. */
-  autoround?: { recipe?: string; overrides?: Partial<Recipe>; options?: AutoRoundOptions; onProgress?: (p: AutoRoundProgress) => void };
+  autoround?: { /** A recipe name from RECIPES, or resolved values (models.json's). */ recipe?: string | Recipe; overrides?: Partial<Recipe>; options?: AutoRoundOptions; onProgress?: (p: AutoRoundProgress) => void };
 }
 
 export interface QuantizeSummary {
@@ -56,7 +56,7 @@ export const METHODS: Record<string, QuantMethod> = {
   rtn: (dir, scheme, opts) => rtnQuantizeModel(dir, scheme, opts),
   autoround: async (dir, scheme, opts) => {
     const a = opts.autoround ?? {};
-    const r = await autoRound(dir, scheme, getRecipe(a.recipe ?? 'default', a.overrides), {
+    const r = await autoRound(dir, scheme, typeof a.recipe === 'object' ? { ...a.recipe, ...a.overrides } : getRecipe(a.recipe ?? 'default', a.overrides), {
       ...a.options, ignore: opts.ignore, skipUnaligned: opts.skipUnaligned, scaleDtype: opts.scaleDtype,
     }, a.onProgress);
     return { ...r, inputAmax: new Map(Object.entries(r.record.actMax)) };

@@ -49,10 +49,8 @@ export function embeddedHandlers(opts: EmbeddedOptions = {}): Handlers {
         ...(job.method === 'autoround' && rv
           ? {
               autoround: {
-                // models.json owns the recipe table: every value is passed, so the named base
-                // recipe only fills what is missing (nothing).
-                recipe: 'default',
-                overrides: { iters: rv.iters, nsamples: rv.nsamples, seqlen: rv.seqlen, batchSize: rv.batchSize, lr: rv.lr },
+                // models.json owns the recipe table: the job carries the resolved values.
+                recipe: { iters: rv.iters, nsamples: rv.nsamples, seqlen: rv.seqlen, batchSize: rv.batchSize, lr: rv.lr },
                 options: {
                   seed: job.seed,
                   minmaxLr: rv.minmaxLr ?? undefined,
