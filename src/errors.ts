@@ -5,8 +5,8 @@
  */
 export class UserError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 2) {
-    super(message);
+  constructor(message: string, exitCode = 2, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'UserError';
     this.exitCode = exitCode;
   }
@@ -33,4 +33,18 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length];
+}
+
+/**
+ * A tool or server we run failed (a Python tool, `vllm serve`, lm_eval, a tool environment
+ * that cannot be built): not the user's input, not our bug. The CLI prints the message as
+ * one line (the tool's own log path is in it) and exits with 3.
+ */
+export class ToolError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, options?: { cause?: unknown; exitCode?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ToolError';
+    this.exitCode = options?.exitCode ?? 3;
+  }
 }

@@ -3,7 +3,7 @@
  * runs it, and turns user errors into one-line messages with exit code 2.
  */
 import { Command, CommanderError } from 'commander';
-import { UserError } from '../errors.ts';
+import { ToolError, UserError } from '../errors.ts';
 import { COMMANDS } from './commands.ts';
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -22,7 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Help and version exit 0; parse errors were already printed by commander.
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (e instanceof UserError) {
+    if (e instanceof UserError || e instanceof ToolError) {
       process.stderr.write(`bench: error: ${e.message}\n`);
       return e.exitCode;
     }
