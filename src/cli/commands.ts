@@ -13,8 +13,9 @@ import { register as serve } from './serve.ts';
 import { register as perf } from './perf.ts';
 import { register as inspect } from './inspect.ts';
 import { register as fetchCmd } from './fetch.ts';
+import { register as publishCmd } from './publish.ts';
 import { register as env } from './env.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect, env, fetchCmd];
+export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect, env, fetchCmd, publishCmd];

@@ -132,3 +132,53 @@ test('a download that breaks off is not used, and the next run resumes it with a
   assert.ok(hub.log.slice(before).some((l) => /resolve\/.*model\.safetensors range=bytes=\d+-/.test(l)), 'resumed with a Range request');
   assert.deepEqual(readFileSync(join(JSON.parse(second.stdout).dir, 'model.safetensors')), readFileSync(join(MODEL, 'model.safetensors')));
 });
+
+test('bench publish pushes the site and the ledgers in one commit; a dry run sends nothing; a file holding the token is refused', async () => {
+  const W = 'hf_loopbackWRITEtoken987654321';
+  await hub.close();
+  hub = await startLoopbackHub([{ type: 'dataset', name: 'lowbit-test/board', commits: {}, refs: {}, token: W, publicRead: true }]);
+  const benchDir = join(work, 'pub-bench');
+  const run = await bench(['run', '--models', 'stories260k', '--schemes', 'BF16', '--suites', 'tinystories-ppl', '--limit', '3',
+    '--bench-dir', benchDir, '--run-id', 'pub-run', '--report-out', join(work, 'pub-site')], {});
+  assert.equal(run.exitCode, 0, run.stderr);
+  const runDir = join(benchDir, 'runs', 'pub-run');
+  const site = join(work, 'pub-site');
+  const args = ['publish', '--repo', 'lowbit-test/board', '--site', site, '--runs', runDir, '--json'];
+
+  const dry = await bench([...args, '--dry-run'], { HF_TOKEN: W });
+  assert.equal(dry.exitCode, 0, dry.stderr);
+  const listed = JSON.parse(dry.stdout) as { files: Array<{ path: string; size: number }> };
+  assert.ok(listed.files.some((f) => f.path === 'site/index.html'));
+  assert.ok(listed.files.some((f) => f.path === 'runs/pub-run/ledger.jsonl'));
+  assert.ok(!hub.log.some((l) => l.startsWith('POST')), 'a dry run sends nothing');
+
+  const noToken = await bench(args, {});
+  assert.equal(noToken.exitCode, 2);
+  assert.match(noToken.stderr.trim(), /needs a token with write access/);
+
+  const r = await bench(args, { HF_TOKEN: W });
+  assert.equal(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { commit: string };
+  const repo = (hub as unknown as { log: string[] }).log;
+  assert.equal(repo.filter((l) => /^POST \/api\/datasets\/lowbit-test\/board\/commit\//.test(l)).length, 1, 'one commit');
+  // What landed is exactly the listed files, byte for byte (read back through our own fetch of the dataset).
+  const cache = join(work, 'cache-pub');
+  const back = await bench(['fetch', `hf:datasets/lowbit-test/board@${out.commit}`, '--json'], { HF_HUB_CACHE: cache });
+  assert.equal(back.exitCode, 0, back.stderr);
+  const dir = JSON.parse(back.stdout).dir as string;
+  for (const f of listed.files) {
+    const local = f.path.startsWith('site/') ? join(site, f.path.slice(5)) : join(runDir, f.path.split('/').pop()!);
+    assert.deepEqual(readFileSync(join(dir, f.path)), readFileSync(local), f.path);
+  }
+  for (const o of [dry, noToken, r, back]) assert.ok(!`${o.stdout}${o.stderr}`.includes(W));
+
+  // A ledger that holds the token is never published.
+  const leaky = join(work, 'leaky-run');
+  await execa('cp', ['-r', runDir, leaky]);
+  const { appendFileSync } = await import('node:fs');
+  appendFileSync(join(leaky, 'run.json'), `\n${W}\n`);
+  const refused = await bench(['publish', '--repo', 'lowbit-test/board', '--site', site, '--runs', leaky], { HF_TOKEN: W });
+  assert.equal(refused.exitCode, 2);
+  assert.match(refused.stderr.trim(), /contains the Hub token; refusing to publish it/);
+  assert.ok(!`${refused.stdout}${refused.stderr}`.includes(W));
+});

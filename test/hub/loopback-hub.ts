@@ -4,6 +4,9 @@
  * @huggingface/hub (modelInfo, listFiles) call, serving repositories held in memory. It follows
  * the public Hub API's documented shapes (X-Repo-Commit, ETag / X-Linked-Etag, X-Linked-Size,
  * Range requests, 401 for a private repository without its token, 404 with X-Error-Code).
+ * Writes: `preupload` (every file 'regular', i.e. inline in the commit) and `commit` (NDJSON:
+ * a header, then `file` entries with base64 content), as @huggingface/hub's commit() sends them;
+ * each commit gets a new 40-hex id and moves the branch.
  * Fault: `truncateOnce` cuts the first GET of a path in half and drops the connection.
  */
 import { createHash } from 'node:crypto';
@@ -11,13 +14,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 export interface HubRepo {
-  type: 'model' | 'dataset';
+  type: 'model' | 'dataset' | 'space';
   name: string;
   /** commit -> { path -> bytes } */
   commits: Record<string, Record<string, Uint8Array>>;
   refs: Record<string, string>;
-  /** If set, every request must carry `Authorization: Bearer <token>`. */
+  /** If set, every request must carry `Authorization: Bearer <token>` (writes always need it). */
   token?: string;
+  /** Commits made through the commit endpoint, oldest first. */
+  commitLog?: Array<{ id: string; summary: string }>;
+  /** Reads need no token even though `token` is set (a public repository with a writer). */
+  publicRead?: boolean;
 }
 
 export interface LoopbackHub {
@@ -38,10 +45,11 @@ export async function startLoopbackHub(repos: HubRepo[]): Promise<LoopbackHub> {
   const truncateOnce = new Set<string>();
   const find = (type: string, name: string) => repos.find((r) => r.type === type && r.name === name);
 
+  let base = '';
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = decodeURIComponent(url.pathname);
-    log.push(`${req.method} ${path}${req.headers.range ? ` range=${req.headers.range}` : ''}`);
+    log.push(`${req.method} ${path}${url.search}${req.headers.range ? ` range=${req.headers.range}` : ''}`);
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
@@ -51,13 +59,46 @@ export async function startLoopbackHub(repos: HubRepo[]): Promise<LoopbackHub> {
         json(404, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
         return true;
       }
-      if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) {
+      if (repo.token && !repo.publicRead && req.headers.authorization !== `Bearer ${repo.token}`) {
         json(401, { error: 'Invalid credentials in Authorization header' }, { 'X-Error-Code': 'RepoNotFound' });
         return true;
       }
       return false;
     };
     const commitOf = (repo: HubRepo, rev: string) => (repo.commits[rev] ? rev : repo.refs[rev]);
+
+    // POST /api/{models|datasets|spaces}/ORG/NAME/(preupload|commit)/BRANCH
+    const w = /^\/api\/(models|datasets|spaces)\/([^/]+\/[^/]+)\/(preupload|commit)\/([^/]+)$/.exec(path);
+    if (w && req.method === 'POST') {
+      const repo = find(w[1].slice(0, -1), w[2]);
+      if (!repo) return json(404, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
+      if (!repo.token || req.headers.authorization !== `Bearer ${repo.token}`) return json(401, { error: 'Invalid credentials in Authorization header' });
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (w[3] === 'preupload') {
+          const body = JSON.parse(text) as { files: Array<{ path: string }> };
+          return json(200, { files: body.files.map((f) => ({ path: f.path, uploadMode: 'regular', shouldIgnore: false })) });
+        }
+        const parent = repo.refs[w[4]];
+        const files: Record<string, Uint8Array> = { ...(parent ? repo.commits[parent] : {}) };
+        let summary = '';
+        for (const line of text.split('\n').filter(Boolean)) {
+          const op = JSON.parse(line) as { key: string; value: { path?: string; content?: string; encoding?: string; summary?: string } };
+          if (op.key === 'header') summary = op.value.summary ?? '';
+          else if (op.key === 'file') files[op.value.path!] = new Uint8Array(Buffer.from(op.value.content!, 'base64'));
+          else if (op.key === 'deletedFile') delete files[op.value.path!];
+          else return json(400, { error: `unsupported commit operation ${op.key}` });
+        }
+        const id = createHash('sha1').update(`${parent ?? ''}\n${summary}\n${Object.keys(files).sort().join('\n')}\n${repo.commitLog?.length ?? 0}`).digest('hex');
+        repo.commits[id] = files;
+        repo.refs[w[4]] = id;
+        (repo.commitLog ??= []).push({ id, summary });
+        return json(200, { success: true, commitOid: id, commitUrl: `${base}/${w[1] === 'models' ? '' : w[1] + '/'}${repo.name}/commit/${id}` });
+      });
+      return;
+    }
 
     // /api/{models|datasets}/ORG/NAME/(revision|tree)/REV[/sub]
     let m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)(?:\/(.*))?$/.exec(path);
@@ -130,6 +171,7 @@ export async function startLoopbackHub(repos: HubRepo[]): Promise<LoopbackHub> {
   const server: Server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
+  base = `http://127.0.0.1:${port}`;
   return {
     url: `http://127.0.0.1:${port}`,
     log,
