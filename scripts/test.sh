@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README's second command; .ci/run calls it). On a fresh machine it
-# installs what the tests need: npm packages, and Debian's chromium for the browser test.
+# installs what the tests need: npm packages, Debian's chromium for the browser test, and the
+# Python tool environments (auto-round, llm-compressor, lm-eval) the equality tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -11,4 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 fi
+# The real tools the tests check against: pinned Python environments, built once per machine
+# under ~/.cache/lowbit-bench/envs (harness/envs/README.md); a second run installs nothing.
+./bin/bench.js env
 npm test
