@@ -19,19 +19,20 @@ function failed(message: string, cause: unknown): UserError {
   return Object.assign(new UserError(message), { cause });
 }
 
-/** Create `dir` if needed and prove that a file can be made in it; a one-line UserError if not. */
-export function checkWritableDir(dir: string, flag: string): void {
+/** Create `dir` if needed and prove that a file can be made in it; a one-line UserError if not (`named`: what the user typed). */
+export function checkWritableDir(dir: string, flag: string, named = dir): void {
+  const where = `${flag} ${named}`;
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${where}: ${dir} is not a folder; pick another location`);
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw failed(`${flag} ${dir}: cannot create it (${why(e)}); pick a writable location`, e);
+    throw failed(`${where}: cannot create folder ${dir} (${why(e)}); pick a writable location`, e);
   }
-  if (!statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir}: is not a directory; pick a directory`);
   const probe = join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     closeSync(openSync(probe, 'wx'));
   } catch (e) {
-    throw failed(`${flag} ${dir}: cannot write there (${why(e)}); pick a writable location`, e);
+    throw failed(`${where}: cannot write in ${dir} (${why(e)}); pick a writable location`, e);
   }
   rmSync(probe, { force: true });
 }
@@ -43,7 +44,8 @@ export function checkWritableDir(dir: string, flag: string): void {
 export function checkWritableFile(path: string, flag: string): void {
   if (existsSync(path) && !statSync(path).isFile()) throw new UserError(`${flag} ${path}: is not a regular file; name a file`);
   const dir = dirname(resolve(path));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${flag} ${path}: folder ${dir} does not exist; create it or pick another path`);
+  if (!existsSync(dir)) throw new UserError(`${flag} ${path}: folder ${dir} does not exist; create it or pick another path`);
+  if (!statSync(dir).isDirectory()) throw new UserError(`${flag} ${path}: ${dir} is not a folder; pick another path`);
   const probe = join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     closeSync(openSync(probe, 'wx'));
@@ -105,7 +107,7 @@ export function prepareOutputDir(out: string, o: { force?: boolean; protect?: st
     replace = true;
   }
   const parent = dirname(target);
-  checkWritableDir(parent, flag);
+  checkWritableDir(parent, flag, out);
   cleanStaleStages(parent, basename(target));
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const staging = join(parent, `.${basename(target)}.stage-${tag}`);
