@@ -51,6 +51,21 @@ export interface Coverage {
   dataSha256: string;
 }
 
+/** Two results cover the same item set: the same --limit over the same data. Unknown coverage matches nothing. */
+export function sameItemSet(a: Pick<Coverage, 'limit' | 'dataSha256'> | undefined, b: Pick<Coverage, 'limit' | 'dataSha256'> | undefined): boolean {
+  return !!a && !!b && a.limit === b.limit && a.dataSha256 === b.dataSha256;
+}
+
+/** An item set in words, for messages. */
+export function describeItemSet(c: Pick<Coverage, 'limit' | 'dataSha256'> | undefined): string {
+  return !c ? 'an unrecorded item set' : `${c.limit === null ? 'every item' : `the first ${c.limit} items`} of data ${c.dataSha256.slice(0, 12)}`;
+}
+
+/** A leaderboard cell: one suite of one checkpoint (model, scheme, method, recipe). */
+export function cellKey(r: { model: string; scheme: string; method: string; recipe: string | null; suite: string }): string {
+  return [r.model, r.scheme, r.method, r.recipe ?? '', r.suite].join('\u0000');
+}
+
 export type Method = 'base' | 'rtn' | 'autoround' | (string & {});
 
 export interface ResultRecord extends MetricValue {

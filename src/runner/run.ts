@@ -19,7 +19,7 @@ import { UserError } from '../errors.ts';
 import { hashSuiteData, type BaseJob, type EvalJob, type Job, type ModelInfo, type Plan, type QuantizeJob } from '../matrix/plan.ts';
 import type { ResolvedModel } from '../matrix/models.ts';
 import { appendRecords, ledgerPath, readLedger } from '../results/ledger.ts';
-import type { Coverage, MetricValue, ResultRecord } from '../results/record.ts';
+import { cellKey, describeItemSet, sameItemSet, type Coverage, type MetricValue, type ResultRecord } from '../results/record.ts';
 import { Cache, isAlive, type CachedResult, type DirManifest } from './cache.ts';
 import { LocalExecutor, type Executor } from './executor.ts';
 import { hostInfo, startMemorySampler, versions, type HostInfo } from './provenance.ts';
@@ -183,21 +183,16 @@ function reusableAtStart(cache: Cache, jobs: readonly Job[], log: (s: string) =>
   return ok;
 }
 
-const cellKey = (model: string, scheme: string, method: string, recipe: string | null, suite: string) =>
-  [model, scheme, method, recipe ?? '', suite].join('\u0000');
-
-const describeItems = (c: { limit: number | null; dataSha256: string } | undefined) =>
-  !c ? 'an unrecorded item set' : `${c.limit === null ? 'every item' : `the first ${c.limit} items`} of data ${c.dataSha256.slice(0, 12)}`;
-
 /** One run never holds results over two item sets in one cell: a resume must score what the run already scored. */
 function refuseMixedCoverage(records: readonly ResultRecord[], plan: Plan, runId: string): void {
   const want = new Map<string, { limit: number | null; dataSha256: string }>();
-  for (const j of plan.jobs) if (j.kind === 'eval') want.set(cellKey(j.model, j.scheme.name, j.method, j.recipe, j.suite.name), { limit: plan.limit, dataSha256: j.suite.dataSha256 });
+  for (const j of plan.jobs)
+    if (j.kind === 'eval') want.set(cellKey({ ...j, scheme: j.scheme.name, suite: j.suite.name }), { limit: plan.limit, dataSha256: j.suite.dataSha256 });
   for (const r of records) {
-    const w = want.get(cellKey(r.model, r.scheme, r.method, r.recipe, r.suite));
-    if (!w || (r.coverage && r.coverage.limit === w.limit && r.coverage.dataSha256 === w.dataSha256)) continue;
+    const w = want.get(cellKey(r));
+    if (!w || sameItemSet(r.coverage, w)) continue;
     throw new UserError(
-      `run ${runId} holds ${r.suite} results of ${r.model} ${r.scheme} ${r.method} over ${describeItems(r.coverage)}, and this run scores ${describeItems(w)}; ` +
+      `run ${runId} holds ${r.suite} results of ${r.model} ${r.scheme} ${r.method} over ${describeItemSet(r.coverage)}, and this run scores ${describeItemSet(w)}; ` +
         'one run never mixes item sets: start a new run (drop --resume and --run-id) or pass the same --limit',
     );
   }

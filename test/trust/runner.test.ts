@@ -15,6 +15,7 @@ import { planRun, type EvalJob, type QuantizeJob } from '../../src/matrix/plan.t
 import { readLedger } from '../../src/results/ledger.ts';
 import { resultRecordSchema } from '../../src/results/record.ts';
 import { parseShard, shardPlan } from '../../src/runner/shard.ts';
+import { mergeRuns } from '../../src/results/merge.ts';
 import { runPlan } from '../../src/runner/run.ts';
 import { fakeHandlers, type Calls } from '../runner/fixtures/fake-handlers.ts';
 import { makeProject, modelsJson } from '../runner/fixtures/project.ts';
@@ -224,4 +225,15 @@ test('--shard: integers with 1 <= i <= n <= the plan\'s job count, refused at on
   const seen = new Map<string, number>();
   for (let i = 1; i <= n; i++) for (const j of shardPlan(plan, `${i}/${n}`).jobs) seen.set(j.id, (seen.get(j.id) ?? 0) + 1);
   for (const j of plan.jobs) assert.ok(seen.get(j.id)! >= 1 && (j.kind === 'base' || seen.get(j.id) === 1), j.label);
+});
+
+test('merge refuses shards that cover different item sets in one cell', async () => {
+  const root = small();
+  await runPlan(planOf(root, 5), fakeHandlers({ delayMs: 0, calls: newCalls() }), { runId: 's1', ...quiet });
+  await runPlan(planOf(root), fakeHandlers({ delayMs: 0, calls: newCalls() }), { runId: 's2', ...quiet });
+  const runs = join(root, '.bench', 'runs');
+  assert.throws(() => mergeRuns([join(runs, 's1'), join(runs, 's2')], join(root, 'merged')), (e: Error) => e instanceof UserError && /cover different items in tiny\/BF16\/base\/ppl \(every item .* vs the first 5 items/.test(e.message));
+  assert.ok(!existsSync(join(root, 'merged')));
+  // Shards of one run merge as before.
+  assert.deepEqual(mergeRuns([join(runs, 's1')], join(root, 'merged')), { records: 8, runs: 1 });
 });
