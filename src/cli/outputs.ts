@@ -60,11 +60,14 @@ function inside(child: string, parent: string): boolean {
   return r === '' || (!r.startsWith('..') && !r.startsWith(sep) && r !== '..');
 }
 
+/** The real path of `p`, resolving symlinks in its nearest existing ancestor when `p` does not exist yet. */
 function real(p: string): string {
+  const abs = resolve(p);
   try {
-    return realpathSync(p);
+    return realpathSync(abs);
   } catch {
-    return resolve(p);
+    const up = dirname(abs);
+    return up === abs ? abs : join(real(up), basename(abs));
   }
 }
 

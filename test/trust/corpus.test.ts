@@ -7,7 +7,7 @@
  * after: a refusal changes nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OUTPUT_MARKER } from '../../src/cli/outputs.ts';
@@ -58,6 +58,7 @@ const CASES: Case[] = [
   { name: 'quantize --force onto the source model (a copy given as --model)', was: 'data destroyed', args: (d) => { const m = modelCopy(d); return { args: ['quantize', '--model', m, '--scheme', 'W4A16', '--out', m, '--force'], watch: [m] }; }, code: 2, error: /--out .*model: is or overlaps the source model/ },
   { name: 'quantize --force onto the bundled source model by alias', was: 'data destroyed', args: () => ({ args: Q(MODEL, '--force'), watch: [MODEL] }), code: 2, error: /is or overlaps the source model/ },
   { name: 'quantize --out inside the source model', was: 'data destroyed', args: (d) => { const m = modelCopy(d); return { args: ['quantize', '--model', m, '--scheme', 'W4A16', '--out', join(m, 'q4')], watch: [m] }; }, code: 2, error: /is or overlaps the source model/ },
+  { name: 'quantize --out through a symlink into the source model', was: 'data destroyed', args: (d) => { const m = modelCopy(d); symlinkSync(m, join(d, 'link')); return { args: ['quantize', '--model', m, '--scheme', 'W4A16', '--out', join(d, 'link', 'q4')], watch: [m] }; }, code: 2, error: /is or overlaps the source model/ },
   { name: 'eval --base-cache naming a directory', was: 'stack trace', args: (d) => (mkdirSync(join(d, 'dir')), { args: ['eval', '--model', 'stories260k', '--suite', 'kld', '--limit', '1', '--base-cache', join(d, 'dir')], watch: [join(d, 'dir')] }), code: 2, error: /--base-cache .*dir: is not a regular file/ },
   { name: 'eval --base-cache in a folder that cannot be written', was: 'late failure', args: (d) => (writeFileSync(join(d, 'f'), 'x'), { args: ['eval', '--model', 'stories260k', '--suite', 'kld', '--base', 'stories260k', '--limit', '1', '--base-cache', join(d, 'f', 'base.safetensors')] }), code: 2, error: /--base-cache .*: .*\/f is not a folder; pick another path/, within: 60 },
   { name: 'eval --base-cache with a suite that has no base', was: 'wrong success', args: (d) => ({ args: ['eval', '--model', 'stories260k', '--suite', 'tinystories-ppl', '--limit', '1', '--base-cache', join(d, 'b.safetensors')] }), code: 2, error: /--base-cache applies to kld suites only/ },
