@@ -44,12 +44,13 @@ export function register(program: Command): void {
     .action(async (f: Flags) => {
       if (!['table', 'md', 'json'].includes(f.format)) throw new UserError(`--format must be table, md or json, got '${f.format}'`);
       const schemes = f.schemes ? [...new Set(['BF16', ...f.schemes])] : undefined;
-      const plan = planRun({ models: f.models, schemes, methods: f.methods, recipes: f.recipe, suites: f.suites, engine: f.engine as EngineName | undefined });
+      // --limit is part of every eval's identity: without --run it selects the cached smoke results.
+      const plan = planRun({ models: f.models, schemes, methods: f.methods, recipes: f.recipe, suites: f.suites, engine: f.engine as EngineName | undefined, limit: f.limit });
       const benchDir = resolve(f.benchDir);
       if (f.run) {
         if (plan.models.some((m) => m.engine === 'vllm')) throw new UserError(`--run with vLLM models needs a GPU host with vllm installed; see harness/README.md`);
         const progress = progressLine(process.stderr);
-        await runPlan(plan, embeddedHandlers({ limit: f.limit, onBatch: (t) => progress.update(t) }), {
+        await runPlan(plan, embeddedHandlers({ onBatch: (t) => progress.update(t) }), {
           benchDir,
           onEvent: (e) => (e.type === 'job-start' ? progress.update(`[${e.index}/${e.total}] ${e.job.label}`) : undefined),
           log: (s) => progress.line(s),

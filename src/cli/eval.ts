@@ -13,6 +13,7 @@ import { loadKldBase, runSuite } from '../eval/index.ts';
 import { loadSuite } from '../matrix/suites.ts';
 import { resolveModelArg } from '../matrix/models.ts';
 import type { MetricValue } from '../results/record.ts';
+import { checkWritableFile } from './outputs.ts';
 
 function modelDir(model: string): string {
   return resolveModelArg(model).dir;
@@ -46,6 +47,11 @@ export function register(program: Command): void {
     .action(async (o: { model: string; suite: string; base?: string; baseCache?: string; limit?: number; threads: number; items?: boolean; json?: boolean }) => {
       const suite = loadSuite(o.suite);
       const dir = modelDir(o.model);
+      // Before any work: a --base-cache we could not read or write fails now, not after scoring.
+      if (o.baseCache !== undefined) {
+        if (suite.task !== 'kld') throw new UserError(`--base-cache applies to kld suites only; suite '${suite.name}' is ${suite.task}; drop it`);
+        checkWritableFile(o.baseCache, '--base-cache');
+      }
       const tok = await loadTokenizer(dir);
       const { engine } = await openOnnxCheckpoint(dir, { maxLength: suite.params.maxLength, threads: o.threads });
       let base: OnnxEngine | undefined;
@@ -65,12 +71,22 @@ export function register(program: Command): void {
           onProgress: (p) => process.stderr.write(`${tty ? '\r' : ''}${p.task}: batch ${p.batch}/${p.batches}${tty && p.batch < p.batches ? '' : '\n'}`),
         });
         const seconds = (performance.now() - started) / 1000;
+        refuseNonFinite(metrics, suite.name, dir);
         print(metrics, { model: dir, suite: suite.name, seconds, json: o.json, items: o.items, limit: o.limit });
       } finally {
         await engine.close();
         await base?.close();
       }
     });
+}
+
+/** No NaN or infinity is ever printed as a result: such a metric fails the command, by name. */
+function refuseNonFinite(metrics: MetricValue[], suite: string, model: string): void {
+  for (const m of metrics) {
+    const bad = !Number.isFinite(m.value) ? `value ${m.value}` : m.stderr !== null && !Number.isFinite(m.stderr) ? `stderr ${m.stderr}` : null;
+    if (bad)
+      throw new UserError(`${suite}/${m.metric} on ${model} came out ${bad}; the checkpoint produces non-finite numbers (check its weights, scales and config with 'bench inspect')`);
+  }
 }
 
 function print(metrics: MetricValue[], o: { model: string; suite: string; seconds: number; json?: boolean; items?: boolean; limit?: number }): void {

@@ -6,6 +6,19 @@ import { resolveModelArg } from '../matrix/models.ts';
 import { getScheme } from '../quant/schemes.ts';
 import type { ScaleDtype } from '../quant/formats/index.ts';
 import type { AutoRoundProgress } from '../quant/autoround/index.ts';
+import { prepareOutputDir } from './outputs.ts';
+
+/** `--ignore` patterns: exact, substring or re:<regex>; a bad regex is a one-line error before any work. */
+export function checkIgnorePatterns(patterns: readonly string[]): void {
+  for (const p of patterns) {
+    if (!p.startsWith('re:')) continue;
+    try {
+      new RegExp(p.slice(3));
+    } catch (e) {
+      throw Object.assign(new UserError(`--ignore '${p}': not a valid regular expression (${(e as Error).message}); fix the pattern after 're:'`), { cause: e });
+    }
+  }
+}
 
 export function parseGroupSize(s: string): number {
   const n = Number(s);
@@ -81,7 +94,7 @@ export function register(program: Command): void {
     .option('--group-size <n>', 'integer schemes: group size (-1 = per channel)')
     .option('--asym', 'integer schemes: asymmetric weights with zero points')
     .requiredOption('--out <dir>', 'output checkpoint directory')
-    .option('--force', 'replace --out if it exists')
+    .option('--force', 'replace --out if it is a checkpoint written by bench quantize')
     .option('--ignore <names...>', 'layers kept in full precision (exact, substring or re:<regex>)')
     .option('--skip-unaligned', "auto-round's exporter rule: keep layers whose dims are not multiples of 32 in full precision")
     .option('--scale-dtype <dtype>', 'integer schemes: f16, bf16 or f32 scales (default: bf16 for bf16 models, else f16)')
@@ -103,11 +116,15 @@ export function register(program: Command): void {
       if (threads !== undefined && threads < 1) throw new UserError(`--threads must be at least 1, got '${o.threads}'`);
       const progress = progressPrinter();
       let groupSize = o.groupSize === undefined ? undefined : parseGroupSize(o.groupSize);
+      checkIgnorePatterns(o.ignore ?? []);
       const model = resolveModelArg(o.model);
       // A models.json alias brings its per-model overrides (stories260k: group size 32).
       if (groupSize === undefined && scheme.weights.kind === 'int') groupSize = model.overrides?.groupSize;
+      // Every check on --out happens here, before any work; the checkpoint is written into a
+      // staging folder beside it and swapped in, with our marker, only when complete.
+      const output = prepareOutputDir(o.out, { force: o.force, protect: [model.dir] });
       const summary = await quantizeModel(model.dir, scheme.name, o.method, {
-        out: o.out, groupSize, asym: o.asym, ignore: o.ignore, skipUnaligned: o.skipUnaligned, overwrite: o.force,
+        out: output.stage, groupSize, asym: o.asym, ignore: o.ignore, skipUnaligned: o.skipUnaligned,
         scaleDtype: o.scaleDtype === undefined ? undefined : parseScaleDtype(o.scaleDtype),
         onLayer: (name, i, n) => process.stderr.write(`[${i + 1}/${n}] ${name}\n`),
         autoround: {
@@ -119,7 +136,15 @@ export function register(program: Command): void {
           options: { seed: num('--seed', o.seed, true), threads },
           onProgress: progress.onProgress,
         },
-      }).finally(progress.end);
+      })
+        .then((r) => {
+          output.commit();
+          return { ...r, out: o.out };
+        })
+        .finally(() => {
+          progress.end();
+          output.abort();
+        });
       if (o.json) {
         process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
         return;

@@ -13,11 +13,12 @@ import { buildReport, buildLeaderboard } from '../report/index.ts';
 import { leaderboardText } from '../report/terminal.ts';
 import { ledgerPath, readLedger } from '../results/ledger.ts';
 import { existsSync } from 'node:fs';
-import { cacheStatus, runPlan, type RunEvent } from '../runner/index.ts';
+import { cacheStatus, latestRunId, runPlan, type RunEvent } from '../runner/index.ts';
 import { embeddedHandlers } from '../runner/embedded.ts';
 import { handlersByEngine, vllmHandlers } from '../runner/vllm.ts';
-import { shardPlan } from '../runner/shard.ts';
+import { parseShard, shardPlan } from '../runner/shard.ts';
 import { list, positiveInt, progressLine } from './options.ts';
+import { checkWritableDir } from './outputs.ts';
 
 interface RunFlags {
   models?: string[];
@@ -71,16 +72,21 @@ export function register(program: Command): void {
     .action(async (f: RunFlags) => {
       const planOpts: PlanOptions = {
         modelsFile: f.modelsFile, models: f.models, schemes: f.schemes, methods: f.methods, recipes: f.recipe, suites: f.suites,
-        engine: f.engine as EngineName | undefined, seed: f.seed,
+        engine: f.engine as EngineName | undefined, seed: f.seed, limit: f.limit,
       };
+      if (f.shard) parseShard(f.shard); // the syntax at once; the bound against the plan's size below
       let plan = planRun(planOpts);
       if (f.shard) plan = shardPlan(plan, f.shard);
       const benchDir = resolve(f.benchDir);
+      if (f.resume && !f.runId && !latestRunId(benchDir))
+        throw new UserError(`nothing to resume: ${join(benchDir, 'runs', 'latest')} does not exist; run without --resume`);
       if (f.dryRun) {
         const status = cacheStatus(plan, join(benchDir, 'cache'));
         process.stdout.write(f.json ? JSON.stringify({ jobs: plan.jobs.map((j) => ({ id: j.id, kind: j.kind, label: j.label, status: status.get(j.id) })) }, null, 2) + '\n' : formatPlan(plan, status));
         return;
       }
+      // Before any work: a bench dir we cannot write would otherwise fail after the first job.
+      checkWritableDir(benchDir, '--bench-dir');
       const progress = progressLine(process.stderr);
       const onEvent = (e: RunEvent) => {
         if (e.type === 'run-start') progress.line(`run ${e.runId}: ${e.total} jobs, ${e.cached} cached${e.resumed ? ' (resumed)' : ''}`);
@@ -92,13 +98,12 @@ export function register(program: Command): void {
       const fault = parseFault(f.faultPerturbScales);
       const embedded = embeddedHandlers({
         threads: f.threads,
-        limit: f.limit,
         onBatch: (t) => progress.update(t),
         perturbScales: fault,
       });
       // Each job goes to its model's engine: --engine, else the model's first engine in models.json.
       const vllm = vllmHandlers({
-        logDir: join(benchDir, 'logs'), root: plan.root, limit: f.limit, lmevalSuite: plan.suites[0]?.name ?? null,
+        logDir: join(benchDir, 'logs'), root: plan.root, lmevalSuite: plan.suites[0]?.name ?? null,
         onBatch: (t) => progress.update(t),
       });
       if (fault && plan.models.some((m) => m.engine === 'vllm')) throw new UserError('--fault-perturb-scales works with the embedded engine only; drop it or use --engine onnx');

@@ -61,6 +61,11 @@ export function suiteTexts(suite: Suite, limit?: number): string[] {
   return limited(selectRange(readStories(suite.dataPath), suite.split.from, suite.split.to, suite.file), limit);
 }
 
+/** How many items (stories, questions) `runSuite` scores for this suite and limit. */
+export function suiteItemCount(suite: Suite, limit?: number): number {
+  return suite.task === 'perplexity' || suite.task === 'kld' ? suiteTexts(suite, limit).length : limited(readJsonlItems(suite), limit).length;
+}
+
 export async function runSuite(suite: Suite, engine: Engine, tok: TextTokenizer, opts: RunSuiteOptions = {}): Promise<MetricValue[]> {
   const task = suite.name;
   const bootstrap = suite.bootstrap;

@@ -8,7 +8,7 @@
 import type { TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { MetricItems, MetricValue } from '../results/record.ts';
-import { encodePair, inBatches, type ProgressFn } from './requests.ts';
+import { encodePair, inBatches, refuseNaNLogprobs, type ProgressFn } from './requests.ts';
 import { bootstrapStderr, DEFAULT_ITERS, meanStderr, type BootstrapOptions } from '../stats/index.ts';
 
 export interface LastWordDoc {
@@ -41,6 +41,7 @@ export async function runLastWord(docs: readonly LastWordDoc[], engine: Engine, 
   const results = await inBatches(requests, opts.batchSize ?? 32, (b) => engine.loglikelihood(b), (batch, batches) =>
     opts.onProgress?.({ task: opts.task, batch, batches }),
   );
+  refuseNaNLogprobs(opts.task, results);
   const acc: number[] = results.map((r) => (r.isGreedy ? 1 : 0));
   const ll = results.map((r) => r.logprob);
   const extra = { docs: docs.length, targetTokens, truncatedRequests: truncated, addBos: opts.addBos ? 1 : 0, maxLength: opts.maxLength };

@@ -7,7 +7,7 @@
 import type { TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { MetricValue } from '../results/record.ts';
-import { encodePair, inBatches, type ProgressFn } from './requests.ts';
+import { encodePair, inBatches, refuseNaNLogprobs, type ProgressFn } from './requests.ts';
 import { meanStderr } from '../stats/index.ts';
 
 export interface MultipleChoiceDoc {
@@ -67,6 +67,7 @@ export async function runMultipleChoice(
   const results = await inBatches(requests, opts.batchSize ?? 32, (b) => engine.loglikelihood(b), (batch, batches) =>
     opts.onProgress?.({ task: opts.task, batch, batches }),
   );
+  refuseNaNLogprobs(opts.task, results);
   const acc: number[] = [];
   const accNorm: number[] = [];
   let k = 0;

@@ -6,6 +6,7 @@
  */
 import type { TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { LoglikelihoodRequest } from '../engines/engine.ts';
+import { UserError } from '../errors.ts';
 
 export interface PairOptions {
   /** Add BOS when encoding (the tokenizer's own default under lm-eval >= 0.4.9.2). */
@@ -74,6 +75,15 @@ export async function inBatches<Q, R>(
     onBatch?.(b + 1, batches);
   }
   return out;
+}
+
+/**
+ * A NaN log-probability means the model computes garbage (non-finite weights or scales,
+ * an invalid config value); accuracy over it would still look like a number, so stop here.
+ */
+export function refuseNaNLogprobs(task: string, results: readonly { logprob: number }[]): void {
+  const i = results.findIndex((r) => Number.isNaN(r.logprob));
+  if (i >= 0) throw new UserError(`${task}: the model returned a NaN log-probability (request ${i + 1} of ${results.length}); its weights, scales or config hold non-finite or invalid values`);
 }
 
 /** Progress callback of every task: batch i of n (1-based) of the named task. */

@@ -44,6 +44,8 @@ export interface PlanOptions {
   seed?: number;
   /** Tool version folded into every identity; default: package.json's version. */
   toolVersion?: string;
+  /** Score only the first N items of each suite (smoke runs); part of every eval and base identity. */
+  limit?: number;
 }
 
 export interface SuiteInfo {
@@ -53,6 +55,10 @@ export interface SuiteInfo {
   hash: string;
   /** Data files the suite names, with their sha256. */
   files: Record<string, string>;
+  /** sha256 identity of the data files alone (`dataSha256(files)`): what a result's coverage names. */
+  dataSha256: string;
+  /** Where each of `files` was found (absolute path of a file or directory). */
+  paths: Record<string, string>;
   /** The suite compares against the unquantized model's distribution (kld). */
   needsBase: boolean;
 }
@@ -118,6 +124,8 @@ export interface Plan {
   root: string;
   modelsFile: string;
   seed: number;
+  /** `--limit`: items scored per suite; null = every item. */
+  limit: number | null;
   models: ModelInfo[];
   schemes: string[];
   methods: MethodName[];
@@ -157,6 +165,8 @@ export function planRun(options: PlanOptions = {}): Plan {
   const tool = options.toolVersion ?? toolVersion();
   const seed = options.seed ?? 42;
   if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed must be a non-negative integer, got ${seed}`);
+  const limit = options.limit ?? null;
+  if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) throw new UserError(`--limit must be a positive integer, got ${limit}`);
   const warnings: string[] = [];
 
   const schemes = unique(options.schemes ?? m.schemes).map((s) => getScheme(s).name);
@@ -182,7 +192,8 @@ export function planRun(options: PlanOptions = {}): Plan {
     const engineConf = mi.engine === 'vllm' ? { vllm: model.overrides.vllm ?? null } : { onnxruntime: depVersion('onnxruntime-node') };
     const baseJobs = new Map<string, BaseJob>();
     for (const suite of suites.filter((s) => s.needsBase)) {
-      const identity = { kind: 'base', tool, model: mi.identity, suite: suite.hash, engine: mi.engine, ...engineConf, seqlenCap: cap, seed };
+      // --limit changes which texts the distribution covers, so it is part of the identity.
+      const identity = { kind: 'base', tool, model: mi.identity, suite: suite.hash, engine: mi.engine, ...engineConf, seqlenCap: cap, seed, limit };
       const job: BaseJob = {
         kind: 'base', id: identityHash(identity), model: mi.alias, deps: [], identity, suite, engine: mi.engine, seed,
         label: `${mi.alias} base distribution for ${suite.name}`,
@@ -223,6 +234,10 @@ export function planRun(options: PlanOptions = {}): Plan {
           const identity = {
             kind: 'eval', tool, checkpoint: q ? q.id : { base: mi.identity }, suite: suite.hash, engine: mi.engine, ...engineConf,
             seqlenCap: cap, seed, base: b ? b.id : null,
+            // The item set: a --limit 5 result is never handed to a full run, nor the other way round.
+            limit,
+            // On vLLM the first suite's job also carries the model's lm_eval tasks (runner/vllm.ts).
+            ...(mi.engine === 'vllm' ? { lmeval: suite === suites[0] ? (model.overrides.vllm?.lmevalTasks ?? []) : [] } : {}),
           };
           jobs.push({
             kind: 'eval', id: identityHash(identity), model: mi.alias, deps: [q?.id, b?.id].filter((x): x is string => !!x), identity,
@@ -234,7 +249,7 @@ export function planRun(options: PlanOptions = {}): Plan {
       }
     }
   }
-  return { toolVersion: tool, root, modelsFile, seed, models, schemes, methods, recipes, suites, jobs, warnings: unique(warnings) };
+  return { toolVersion: tool, root, modelsFile, seed, limit, models, schemes, methods, recipes, suites, jobs, warnings: unique(warnings) };
 }
 
 function unique<T>(xs: readonly T[]): T[] {
@@ -321,6 +336,7 @@ export function describeSuite(suitesDir: string, root: string, name: string): Su
     throw new UserError(`${file}: not valid JSON (${(e as Error).message}); fix the suite file`);
   }
   const files: Record<string, string> = {};
+  const paths: Record<string, string> = {};
   const visit = (v: unknown) => {
     if (typeof v === 'string') {
       // Only strings shaped like paths (a slash or a file extension); words like 'kld' are not.
@@ -329,16 +345,35 @@ export function describeSuite(suitesDir: string, root: string, name: string): Su
         const p = isAbsolute(v) ? v : resolve(base, v);
         if (!existsSync(p)) continue;
         const st = statSync(p);
-        if (st.isFile()) files[v] = hashFile(p);
-        else if (st.isDirectory() && p !== suitesDir && p !== root) files[v] = identityHash(hashDir(p));
-        else continue;
+        if (!st.isFile() && !(st.isDirectory() && p !== suitesDir && p !== root)) continue;
+        files[v] = hashDataPath(p);
+        paths[v] = p;
         return;
       }
     } else if (Array.isArray(v)) v.forEach(visit);
     else if (v && typeof v === 'object') Object.values(v).forEach(visit);
   };
   visit(json);
-  return { name, file, hash: identityHash({ suite: json, files }), files, needsBase: suiteNeedsBase(name, json) };
+  return { name, file, hash: identityHash({ suite: json, files }), files, dataSha256: dataSha256(files), paths, needsBase: suiteNeedsBase(name, json) };
+}
+
+/** A data file's sha256, or a data directory's identity. */
+function hashDataPath(p: string): string {
+  return statSync(p).isDirectory() ? identityHash(hashDir(p)) : hashFile(p);
+}
+
+/** `dataSha256` of a suite's data files as they are on disk now (a job checks it before scoring). */
+export function hashSuiteData(suite: SuiteInfo): string {
+  return dataSha256(Object.fromEntries(Object.entries(suite.paths).map(([name, p]) => [name, hashDataPath(p)])));
+}
+
+/**
+ * The identity of a suite's data: sha256 of the canonical JSON of { name as the suite
+ * spells it: sha256 of the file } (a directory's entry is the identity of its files).
+ * Equal for the same bytes on any machine; the suite's other settings are not in it.
+ */
+export function dataSha256(files: Record<string, string>): string {
+  return identityHash(files);
 }
 
 /** A suite scored against the unquantized model's distribution (KL divergence). */
@@ -360,7 +395,7 @@ export function formatPlan(plan: Plan, status?: ReadonlyMap<string, 'cached' | '
   lines.push(
     `plan: ${n(plan.models.length, 'model')} x ${n(plan.schemes.length, 'scheme')} x ${n(plan.methods.length, 'method')} x ` +
       `${n(plan.recipes.length, 'recipe')} x ${n(plan.suites.length, 'suite')} -> ${n(count('quantize'), 'quantize job')}, ` +
-      `${n(count('base'), 'base job')}, ${n(count('eval'), 'eval job')} (tool ${plan.toolVersion}, seed ${plan.seed})`,
+      `${n(count('base'), 'base job')}, ${n(count('eval'), 'eval job')} (tool ${plan.toolVersion}, seed ${plan.seed}${plan.limit !== null ? `, first ${plan.limit} items of each suite` : ''})`,
   );
   if (status) {
     const cached = plan.jobs.filter((j) => status.get(j.id) === 'cached').length;

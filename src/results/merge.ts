@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeAtomic } from '../checkpoint/safetensors.ts';
 import { appendRecords, ledgerPath, readLedger } from './ledger.ts';
-import type { ResultRecord } from './record.ts';
+import { cellKey, describeItemSet, sameItemSet, type ResultRecord } from './record.ts';
 
 export function canonicalKey(r: ResultRecord): string {
   return [r.model, r.scheme, r.method, r.recipe ?? '', r.suite, r.task, r.metric, r.jobId].join('\u0000');
@@ -16,8 +16,17 @@ export function canonicalKey(r: ResultRecord): string {
 
 export function mergeRecords(runs: readonly { dir: string; records: readonly ResultRecord[] }[], runId: string): ResultRecord[] {
   const seen = new Map<string, { rec: ResultRecord; dir: string }>();
+  const cells = new Map<string, { rec: ResultRecord; dir: string }>();
   for (const { dir, records } of runs) {
     for (const r of records) {
+      // A merged run, like any run, never holds two item sets in one cell (records from
+      // before coverage existed merge only with each other).
+      const cell = cells.get(cellKey(r));
+      if (!cell) cells.set(cellKey(r), { rec: r, dir });
+      else if (!sameItemSet(cell.rec.coverage, r.coverage) && (cell.rec.coverage || r.coverage))
+        throw new UserError(
+          `${dir} and ${cell.dir} cover different items in ${r.model}/${r.scheme}/${r.method}/${r.suite} (${describeItemSet(r.coverage)} vs ${describeItemSet(cell.rec.coverage)}); merge shards of one run with one --limit`,
+        );
       const key = `${r.jobId}\u0000${r.task}\u0000${r.metric}`;
       const prev = seen.get(key);
       if (prev && (prev.rec.value !== r.value || prev.rec.stderr !== r.stderr))

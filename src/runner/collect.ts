@@ -26,7 +26,7 @@ export function collectCached(plan: Plan, benchDir: string): Collected {
     for (const m of r.metrics) {
       records.push({
         schema: 1, jobId: j.id, run: r.run, model: j.model, scheme: j.scheme.name, method: j.method, recipe: j.recipe,
-        suite: j.suite.name, engine: j.engine, bitsPerWeight: j.bitsPerWeight, ...m,
+        suite: j.suite.name, engine: j.engine, bitsPerWeight: j.bitsPerWeight, ...m, coverage: r.coverage,
         timings: { quantSeconds: null, evalSeconds: r.seconds }, provenance: {}, createdAt: r.createdAt,
       });
     }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadTokenizer } from '../checkpoint/tokenizer.ts';
 import { openOnnxCheckpoint } from '../engines/onnx/checkpoint.ts';
 import { UserError } from '../errors.ts';
-import { runSuite, suiteTexts } from '../eval/index.ts';
+import { runSuite, suiteItemCount, suiteTexts } from '../eval/index.ts';
 import { buildKldWindows, computeKldBase, loadKldBase, saveKldBase } from '../eval/kld.ts';
 import { loadSuite, type KldSuite } from '../matrix/suites.ts';
 import { quantizeModel } from '../quant/index.ts';
@@ -20,8 +20,6 @@ export const KLD_BASE_FILE = 'kld-base.safetensors';
 export interface EmbeddedOptions {
   /** onnxruntime threads per engine (default: all cores). */
   threads?: number;
-  /** Score only the first N items of each suite (smoke runs; recorded in provenance). */
-  limit?: number;
   /** Progress of batches inside a job. */
   onBatch?: (text: string) => void;
   /** Test-only fault injection: multiply one scheme's weight scales (see quant). */
@@ -80,7 +78,7 @@ export function embeddedHandlers(opts: EmbeddedOptions = {}): Handlers {
       const tok = await loadTokenizer(dir);
       const { engine } = await openOnnxCheckpoint(dir, { threads, maxLength: suite.params.maxLength });
       try {
-        const windows = buildKldWindows(suiteTexts(suite, opts.limit), tok, suite.params.maxLength);
+        const windows = buildKldWindows(suiteTexts(suite, ctx.limit), tok, suite.params.maxLength);
         const base = await computeKldBase(engine, windows, {
           windowLength: suite.params.maxLength, topK: suite.params.topK, score: suite.params.score,
           batchSize: suite.params.batchSize, task: suite.name, onProgress: progress(job.label),
@@ -98,14 +96,15 @@ export function embeddedHandlers(opts: EmbeddedOptions = {}): Handlers {
       const { engine, quantized } = await openOnnxCheckpoint(dir, { threads, maxLength: suite.params.maxLength });
       try {
         const baseCache = ctx.baseDir ? loadKldBase(join(ctx.baseDir, KLD_BASE_FILE)) : undefined;
-        const metrics = await runSuite(suite, engine, tok, { limit: opts.limit, baseCache, onProgress: progress(job.label) });
+        const metrics = await runSuite(suite, engine, tok, { limit: ctx.limit, baseCache, onProgress: progress(job.label) });
         return {
           metrics,
+          items: suiteItemCount(suite, ctx.limit),
           provenance: {
             engine: 'onnx',
             threads,
             bos: { addBosDefault: tok.addBosDefault, bosId: tok.bosId, prefixToken: engine.info.prefixToken },
-            limit: opts.limit ?? null,
+            limit: ctx.limit ?? null,
             quantizedLayers: quantized.length,
           },
         };

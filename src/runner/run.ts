@@ -16,10 +16,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 import { writeAtomic } from '../checkpoint/safetensors.ts';
 import { UserError } from '../errors.ts';
-import type { BaseJob, EvalJob, Job, ModelInfo, Plan, QuantizeJob } from '../matrix/plan.ts';
+import { hashSuiteData, type BaseJob, type EvalJob, type Job, type ModelInfo, type Plan, type QuantizeJob } from '../matrix/plan.ts';
 import type { ResolvedModel } from '../matrix/models.ts';
 import { appendRecords, ledgerPath, readLedger } from '../results/ledger.ts';
-import type { MetricValue, ResultRecord } from '../results/record.ts';
+import { cellKey, describeItemSet, sameItemSet, type Coverage, type MetricValue, type ResultRecord } from '../results/record.ts';
 import { Cache, isAlive, type CachedResult, type DirManifest } from './cache.ts';
 import { LocalExecutor, type Executor } from './executor.ts';
 import { hostInfo, startMemorySampler, versions, type HostInfo } from './provenance.ts';
@@ -29,6 +29,8 @@ export interface JobContext {
   /** Local model directory, or null for hf sources (use model.hfRepo at model.revision). */
   modelDir: string | null;
   seed: number;
+  /** Score only the first N items of each suite (the plan's `--limit`, part of the job's identity); undefined = all. */
+  limit: number | undefined;
   signal: AbortSignal;
   /** Progress text for the user (stderr). */
   log: (message: string) => void;
@@ -67,7 +69,10 @@ export interface EvalContext extends JobContext {
   baseDir: string | null;
 }
 
-export type EvalResult = MetricValue[] | { metrics: MetricValue[]; provenance?: Record<string, unknown>; peakMemoryMB?: number };
+export type EvalResult =
+  | MetricValue[]
+  /** `items`: how many suite items were scored (stories, questions); it becomes the records' coverage. */
+  | { metrics: MetricValue[]; items?: number; provenance?: Record<string, unknown>; peakMemoryMB?: number };
 
 export interface Handlers {
   quantize(job: QuantizeJob, ctx: QuantizeContext): Promise<QuantizeResult>;
@@ -147,6 +152,52 @@ function isCached(cache: Cache, j: Job): boolean {
   return cache.readResult(j.id) !== null;
 }
 
+/**
+ * The jobs whose cached output this run may reuse. A result file must pass the record
+ * schema (anything else is reported and recomputed). A checkpoint or base distribution
+ * that an eval still to run will read is hashed against its manifest first; one that
+ * does not match is removed and recomputed, so its numbers are never published.
+ */
+function reusableAtStart(cache: Cache, jobs: readonly Job[], log: (s: string) => void): Set<string> {
+  const ok = new Set<string>();
+  for (const j of jobs) {
+    if (j.kind !== 'eval') continue;
+    const { result, problem } = cache.checkResult(j.id);
+    if (result) ok.add(j.id);
+    else if (problem) log(`warning: cached result of ${j.label} is unusable (${problem}); recomputing it`);
+  }
+  for (const j of jobs) {
+    if (j.kind === 'eval') continue;
+    const kind = j.kind === 'quantize' ? 'ckpt' : 'base';
+    if (!cache.readDir(kind, j.id)) continue;
+    if (jobs.some((e) => e.deps.includes(j.id) && !ok.has(e.id))) {
+      const problem = cache.verifyDir(kind, j.id);
+      if (problem) {
+        log(`warning: ${j.label}: ${problem}; removing it and recomputing`);
+        cache.discardDir(kind, j.id);
+        continue;
+      }
+    }
+    ok.add(j.id);
+  }
+  return ok;
+}
+
+/** One run never holds results over two item sets in one cell: a resume must score what the run already scored. */
+function refuseMixedCoverage(records: readonly ResultRecord[], plan: Plan, runId: string): void {
+  const want = new Map<string, { limit: number | null; dataSha256: string }>();
+  for (const j of plan.jobs)
+    if (j.kind === 'eval') want.set(cellKey({ ...j, scheme: j.scheme.name, suite: j.suite.name }), { limit: plan.limit, dataSha256: j.suite.dataSha256 });
+  for (const r of records) {
+    const w = want.get(cellKey(r));
+    if (!w || sameItemSet(r.coverage, w)) continue;
+    throw new UserError(
+      `run ${runId} holds ${r.suite} results of ${r.model} ${r.scheme} ${r.method} over ${describeItemSet(r.coverage)}, and this run scores ${describeItemSet(w)}; ` +
+        'one run never mixes item sets: start a new run (drop --resume and --run-id) or pass the same --limit',
+    );
+  }
+}
+
 function recordKey(jobId: string, task: string, metric: string): string {
   return `${jobId}\u0000${task}\u0000${metric}`;
 }
@@ -158,7 +209,18 @@ function acquireLock(runDir: string): () => void {
       const fd = openSync(lock, 'wx');
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
-      return () => rmSync(lock, { force: true });
+      // Ctrl-C or a polite kill releases the lock too; then the signal does what it would have done.
+      const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+      const onSignal = (sig: NodeJS.Signals) => {
+        release();
+        if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+      };
+      const release = () => {
+        for (const sig of signals) process.removeListener(sig, onSignal);
+        rmSync(lock, { force: true });
+      };
+      for (const sig of signals) process.on(sig, onSignal);
+      return release;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number(readFileSync(lock, 'utf8').trim());
@@ -179,6 +241,10 @@ function validateMetrics(job: EvalJob, metrics: MetricValue[]): void {
     if (m.stderr !== null && (typeof m.stderr !== 'number' || !Number.isFinite(m.stderr) || m.stderr < 0))
       throw new Error(`${where}: stderr ${m.stderr} is not a finite non-negative number or null`);
     if (!Number.isInteger(m.n) || m.n < 0) throw new Error(`${where}: n ${m.n} is not a count`);
+    for (const [what, xs] of [['item value', m.items?.values], ['item weight', m.items?.weights], ['extra value', m.extra && Object.values(m.extra)]] as const) {
+      const bad = xs?.find((x) => typeof x !== 'number' || !Number.isFinite(x));
+      if (bad !== undefined) throw new Error(`${where}: ${what} ${bad} is not a finite number`);
+    }
     const k = `${m.task}\u0000${m.metric}`;
     if (seen.has(k)) throw new Error(`${where}: reported twice`);
     seen.add(k);
@@ -227,13 +293,15 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
     writeAtomic(join(benchDir, 'runs', 'latest'), [Buffer.from(`${runId}\n`)]);
     cache.cleanStale();
 
-    const inLedger = new Set(existsSync(ledgerPath(runDir)) ? readLedger(runDir).map((r) => recordKey(r.jobId, r.task, r.metric)) : []);
+    const previous = existsSync(ledgerPath(runDir)) ? readLedger(runDir) : [];
+    refuseMixedCoverage(previous, plan, runId);
+    const inLedger = new Set(previous.map((r) => recordKey(r.jobId, r.task, r.metric)));
     const models = new Map(plan.models.map((m) => [m.alias, m]));
     const jobs = plan.jobs;
     const total = jobs.length;
     const byId = new Map(jobs.map((j) => [j.id, j]));
     const status = new Map<string, 'pending' | 'running' | 'done' | 'failed' | 'skipped'>(jobs.map((j) => [j.id, 'pending']));
-    const initiallyCached = new Set(jobs.filter((j) => isCached(cache, j)).map((j) => j.id));
+    const initiallyCached = reusableAtStart(cache, jobs, log);
     const summary: RunSummary = { runId, runDir, total, ran: 0, cached: 0, failed: [], skipped: 0, appended: 0 };
     emit({ type: 'run-start', runId, runDir, total, cached: initiallyCached.size, resumed });
 
@@ -283,7 +351,7 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
 
     const ctxFor = (j: Job): JobContext => {
       const mi = models.get(j.model)!;
-      return { model: mi.model, modelDir: mi.model.localDir, seed: j.seed, signal, log };
+      return { model: mi.model, modelDir: mi.model.localDir, seed: j.seed, limit: plan.limit ?? undefined, signal, log };
     };
 
     const work = async (j: Job): Promise<void> => {
@@ -300,9 +368,13 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
           return { result: res, seconds: m.seconds, peakMemoryMB: res.peakMemoryMB ?? m.peakMB };
         });
       } else {
+        // Bytes are hashed against their manifest before they are read (once per process).
+        const bad = (j.quantizeJob && cache.verifyDir('ckpt', j.quantizeJob)) || (j.baseJob && cache.verifyDir('base', j.baseJob));
+        if (bad) throw new Error(`${j.label}: ${bad}`);
         const q = j.quantizeJob ? cache.readDir<QuantizeResult>('ckpt', j.quantizeJob) : null;
-        if (j.quantizeJob && !q) throw new Error(`${j.label}: its checkpoint ${j.quantizeJob.slice(0, 12)} is not complete in the cache`);
-        if (j.baseJob && !cache.readDir('base', j.baseJob)) throw new Error(`${j.label}: its base distribution is not complete in the cache`);
+        // The data as this job reads it must be the data its identity names.
+        const dataSha256 = hashSuiteData(j.suite);
+        if (dataSha256 !== j.suite.dataSha256) throw new Error(`${j.label}: the data files of suite ${j.suite.name} changed after the run was planned; run again`);
         const mi = models.get(j.model)!;
         const m = await measured(() =>
           handlers.evaluate(j, {
@@ -316,10 +388,14 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
         const metrics = Array.isArray(out) ? out : out?.metrics;
         if (!Array.isArray(metrics)) throw new Error(`${j.label}: the evaluate handler returned no metrics array`);
         validateMetrics(j, metrics);
+        const items = Array.isArray(out) ? undefined : out.items;
+        if (!Number.isSafeInteger(items) || items! < 1 || (plan.limit !== null && items! > plan.limit))
+          throw new Error(`${j.label}: the evaluate handler reported ${items} items scored; expected a count from 1 to ${plan.limit ?? 'the suite size'}`);
+        const coverage: Coverage = { items: items!, limit: plan.limit, dataSha256 };
         const hp = Array.isArray(out) ? {} : (out.provenance ?? {});
         const peak = Array.isArray(out) ? m.peakMB : (out.peakMemoryMB ?? m.peakMB);
         const result: CachedResult = {
-          jobId: j.id, metrics, provenance: { evaluator: hp, host, versions: vers }, seconds: m.seconds, peakMemoryMB: peak, run: runId,
+          jobId: j.id, metrics, coverage, provenance: { evaluator: hp, host, versions: vers }, seconds: m.seconds, peakMemoryMB: peak, run: runId,
           createdAt: new Date().toISOString(),
         };
         cache.writeResult(result);
@@ -431,6 +507,7 @@ function toRecord(
     engine: j.engine,
     bitsPerWeight: quant?.bitsPerWeight ?? j.bitsPerWeight,
     ...m,
+    coverage: r.coverage,
     timings: { quantSeconds: q ? q.seconds : null, evalSeconds: r.seconds, ...(r.peakMemoryMB !== null ? { peakMemoryMB: Math.max(r.peakMemoryMB, q?.peakMemoryMB ?? 0) } : {}) },
     provenance: {
       versions: (r.provenance.versions as Record<string, string>) ?? { 'lowbit-bench': String(j.identity.tool) },

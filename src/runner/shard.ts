@@ -17,11 +17,17 @@ export function estimatedCost(j: Job): number {
   return (rv.iters * rv.batchSize * rv.seqlen) / 2048;
 }
 
-export function parseShard(spec: string): { index: number; count: number } {
-  const m = /^(\d+)\/(\d+)$/.exec(spec);
+/**
+ * `i/n` with 1 <= i <= n; with `jobs`, n may not exceed the plan's job count (more
+ * shards than jobs is a typo, and the assignment is O(n)).
+ */
+export function parseShard(spec: string, jobs?: number): { index: number; count: number } {
+  const m = /^(\d{1,15})\/(\d{1,15})$/.exec(spec.trim());
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index < 1 || index > count) throw new UserError(`--shard wants i/n with 1 <= i <= n (e.g. 2/4), got '${spec}'`);
+  if (!m || count < 1 || index < 1 || index > count) throw new UserError(`--shard wants i/n with integers 1 <= i <= n (e.g. 2/4), got '${spec}'`);
+  if (jobs !== undefined && count > Math.max(1, jobs))
+    throw new UserError(`--shard ${spec}: the plan has ${jobs} job${jobs === 1 ? '' : 's'}, so n can be at most ${Math.max(1, jobs)}; use fewer shards`);
   return { index, count };
 }
 
@@ -49,7 +55,7 @@ export function assignShards(plan: Plan, count: number): { key: string; jobs: Jo
 }
 
 export function shardPlan(plan: Plan, spec: string): Plan {
-  const { index, count } = parseShard(spec);
+  const { index, count } = parseShard(spec, plan.jobs.length);
   const keep = new Set<string>();
   for (const g of assignShards(plan, count)) if (g.shard === index) for (const j of g.jobs) keep.add(j.id);
   // Replicate the base jobs that kept evals depend on.

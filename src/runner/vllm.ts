@@ -18,7 +18,7 @@ import type { Engine, LoglikelihoodRequest, RollingRequest, TopLogprobsRequest }
 import { runLmEval } from '../engines/lmeval/index.ts';
 import { VllmEngine, vllmServeCommand, type ServerCommand } from '../engines/vllm/index.ts';
 import { UserError } from '../errors.ts';
-import { runSuite, suiteTexts } from '../eval/index.ts';
+import { runSuite, suiteItemCount, suiteTexts } from '../eval/index.ts';
 import { buildKldWindows, computeKldBase, loadKldBase, saveKldBase } from '../eval/kld.ts';
 import type { EngineName, ResolvedModel } from '../matrix/models.ts';
 import type { EvalJob, Job, Plan, QuantizeJob } from '../matrix/plan.ts';
@@ -43,8 +43,6 @@ export interface VllmHandlerOptions {
   logDir: string;
   /** Project root (for harness/llmcompressor_quantize.py). */
   root: string;
-  /** Score only the first N items of each suite; also lm_eval --limit. */
-  limit?: number;
   /** The suite whose eval jobs also run the model's lm_eval tasks (once per checkpoint). */
   lmevalSuite?: string | null;
   /** Where LOWBIT_* are read (default process.env). */
@@ -253,7 +251,7 @@ export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
       const L = suite.params.maxLength;
       const engine = await serve(ctx, dir, job.id, L, suite.params.topK, 'serve-base');
       try {
-        const windows = buildKldWindows(suiteTexts(suite, opts.limit), tok, L);
+        const windows = buildKldWindows(suiteTexts(suite, ctx.limit), tok, L);
         const base = await computeKldBase(suiteWindowEngine(engine, L, suite.name), windows, {
           windowLength: L, topK: suite.params.topK, score: suite.params.score, batchSize: suite.params.batchSize, task: suite.name, onProgress: progress(job.label),
         });
@@ -275,13 +273,13 @@ export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
       let metrics: MetricValue[];
       let served: Record<string, unknown>;
       try {
-        metrics = await runSuite(suite, suiteWindowEngine(engine, L, suite.name), tok, { limit: opts.limit, baseCache, onProgress: progress(job.label) });
+        metrics = await runSuite(suite, suiteWindowEngine(engine, L, suite.name), tok, { limit: ctx.limit, baseCache, onProgress: progress(job.label) });
         served = { ...engine.provenance(), serverPid: engine.server?.pid ?? null };
       } finally {
         await engine.close();
       }
       const provenance: Record<string, unknown> = {
-        engine: 'vllm', ...served, limit: opts.limit ?? null, source: ctx.checkpointDir ? null : sourceOf(ctx),
+        engine: 'vllm', ...served, limit: ctx.limit ?? null, source: ctx.checkpointDir ? null : sourceOf(ctx),
         bos: { addBosDefault: tok.addBosDefault, bosId: tok.bosId, prefixToken: engine.info.prefixToken },
       };
       const tasks = ctx.model.overrides.vllm?.lmevalTasks ?? [];
@@ -294,7 +292,7 @@ export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
         const r = await runLmEval(
           {
             backend: 'vllm', pretrained: dir, tasks, outputPath: join(opts.logDir, job.id.slice(0, 16), 'lm-eval'), addBosToken: tok.addBosDefault,
-            tensorParallelSize: v?.tensorParallel ?? 1, limit: opts.limit, command: lmCmd?.[0],
+            tensorParallelSize: v?.tensorParallel ?? 1, limit: ctx.limit, command: lmCmd?.[0],
           },
           { logPath: logFor(job.id, 'lm-eval.log'), timeoutMs: opts.lmevalTimeoutMs, signal: ctx.signal, env: { ...(v?.env ?? {}) } },
         );
@@ -303,7 +301,7 @@ export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
         metrics = [...metrics, ...r.metrics];
         provenance.lmeval = { ...r.provenance, resultsPath: r.resultsPath, seconds: r.seconds };
       }
-      return { metrics, provenance };
+      return { metrics, items: suiteItemCount(suite, ctx.limit), provenance };
     },
   };
 }
