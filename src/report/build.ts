@@ -1,10 +1,11 @@
 /**
  * buildReport: run directories in, a static site out (index, one page per model,
  * provenance, charts as vega-lite JSON and SVG, leaderboard.md and leaderboard.json).
- * The site is built in a sibling staging folder and swapped in at the end, so a reader
- * never sees half a site; an existing folder is replaced only if it is a report we wrote.
+ * The site is built in a sibling staging folder and swapped in at the end (swap.ts), so a
+ * reader never sees half a site and a kill never leaves none; an existing folder is replaced
+ * only if it is a report we wrote.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import { loadRuns, type RunInfo } from './load.ts';
 import { leaderboardMarkdown } from './markdown.ts';
 import { autoroundDeltas, buildCharts, type DeltaOptions } from './specs.ts';
 import { renderSvg } from './svg.ts';
+import { recoverSite, swapIn, swapNames } from './swap.ts';
 import { buildLeaderboard, DEFINITIONS, type Leaderboard, type LeaderboardOptions } from './table.ts';
 
 export interface ReportOptions extends LeaderboardOptions, DeltaOptions {
@@ -72,25 +74,33 @@ export function leaderboardJson(lb: Leaderboard, runs: readonly RunInfo[], extra
 export async function buildReport(runDirs: readonly string[], outDir: string, opts: ReportOptions = {}): Promise<ReportSummary> {
   const log = opts.log ?? (() => {});
   const out = resolve(outDir);
+  for (const line of recoverSite(out)) log(`report: ${line} (left by a killed report)`);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`${outDir}: is a file, not a folder; --out names the site's folder, pick another`);
   if (existsSync(out) && readdirSync(out).length && !existsSync(join(out, MARKER))) {
     throw new UserError(`${outDir}: exists and is not a report written by 'bench report'; pick another --out or empty it`);
   }
-  const loaded = loadRuns(runDirs);
-  if (loaded.skipped.length) log(`report: skipped ${loaded.skipped.length} unusable input line(s), first: ${loaded.skipped[0]}`);
-  const lb = buildLeaderboard(loaded.records, opts);
-  log(`report: ${loaded.records.length} records -> ${lb.rows.length} leaderboard rows`);
-
-  const stage = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
-  rmSync(stage, { recursive: true, force: true });
-  mkdirSync(join(stage, 'lib'), { recursive: true });
-  mkdirSync(join(stage, 'charts'));
-  mkdirSync(join(stage, 'models'));
+  // The staging folder doubles as the writability check, before any work.
+  const names = swapNames(out);
+  const { stage } = names;
+  try {
+    rmSync(stage, { recursive: true, force: true });
+    mkdirSync(stage, { recursive: true });
+  } catch (e) {
+    throw new UserError(`${outDir}: cannot create the site beside it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pick a writable --out`);
+  }
   const files: string[] = [];
   const write = (rel: string, text: string) => {
     writeFileSync(join(stage, rel), text);
     files.push(rel);
   };
   try {
+    const loaded = loadRuns(runDirs);
+    if (loaded.skipped.length) log(`report: skipped ${loaded.skipped.length} unusable input line(s), first: ${loaded.skipped[0]}`);
+    const lb = buildLeaderboard(loaded.records, opts);
+    log(`report: ${loaded.records.length} records -> ${lb.rows.length} leaderboard rows`);
+    mkdirSync(join(stage, 'lib'));
+    mkdirSync(join(stage, 'charts'));
+    mkdirSync(join(stage, 'models'));
     writeFileSync(join(stage, MARKER), 'written by bench report; the whole folder is replaced on the next run\n');
     for (const f of ['app.js', 'charts.js', 'style.css']) {
       copyFileSync(join(ASSETS, f), join(stage, f));
@@ -123,12 +133,7 @@ export async function buildReport(runDirs: readonly string[], outDir: string, op
     write('leaderboard.md', leaderboardMarkdown(lb));
     write('leaderboard.json', JSON.stringify(leaderboardJson(lb, loaded.runs, { report: { bootstrapSeed: opts.seed ?? 0, bootstrapResamples: opts.resamples ?? 2000, level: opts.level ?? 0.95 }, deltas, skipped: loaded.skipped }), null, 1) + '\n');
 
-    // Swap: old report aside, new one in, old one removed.
-    const old = join(dirname(out), `.${basename(out)}.old-${process.pid}`);
-    if (existsSync(out)) renameSync(out, old);
-    mkdirSync(dirname(out), { recursive: true });
-    renameSync(stage, out);
-    rmSync(old, { recursive: true, force: true });
+    swapIn(names);
     return { outDir: out, rows: lb.rows.length, records: loaded.records.length, models: models.length, charts: charts.map((c) => c.id), skipped: loaded.skipped.length, files };
   } catch (err) {
     rmSync(stage, { recursive: true, force: true });

@@ -58,6 +58,7 @@ export interface ResultRecord extends MetricValue {
   /** Versions, seeds, BOS policy, recipe values, hashes, host, dates. */
   provenance: Record<string, unknown>;
   createdAt: string;
+  coverage?: { items: number; limit: number | null; dataSha256: string };
 }
 
 /** Recompute a metric from its items (used for bootstrap resampling). */
