@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { resolveRunDir } from '../results/runs.ts';
 import { baselineFromRun, writeBaseline } from '../regress/baseline.ts';
-import { checkOutFile } from './outputs.ts';
+import { checkOutFile } from '../outputs.ts';
 
 export function register(program: Command): void {
   const baseline = program.command('baseline').description('manage the regression baseline');

@@ -14,7 +14,7 @@ import { regress } from '../regress/compare.ts';
 import { assertComparable, requireCoverage, validateRecords } from '../regress/inputs.ts';
 import { renderJson, renderJUnit, renderMarkdown, renderTerminal } from '../regress/render.ts';
 import { loadThresholds } from '../regress/thresholds.ts';
-import { checkOutDir } from './outputs.ts';
+import { checkOutDir } from '../outputs.ts';
 
 interface Options {
   baseline: string;

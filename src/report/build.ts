@@ -5,11 +5,12 @@
  * reader never sees half a site and a kill never leaves none; an existing folder is replaced
  * only if it is a report we wrote.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
+import { checkOutDir } from '../outputs.ts';
 import { slug } from './escape.ts';
 import { indexHtml, modelHtml, modelPage, provenanceHtml } from './html.ts';
 import { loadRuns, type RunInfo } from './load.ts';
@@ -22,6 +23,8 @@ import { buildLeaderboard, DEFINITIONS, type Leaderboard, type LeaderboardOption
 export interface ReportOptions extends LeaderboardOptions, DeltaOptions {
   /** Skip rendering SVG copies of the charts (faster; the site still renders them). */
   noSvg?: boolean;
+  /** The flag that named the output folder, for error messages (default --out). */
+  outFlag?: string;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -75,19 +78,15 @@ export async function buildReport(runDirs: readonly string[], outDir: string, op
   const log = opts.log ?? (() => {});
   const out = resolve(outDir);
   for (const line of recoverSite(out)) log(`report: ${line} (left by a killed report)`);
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`${outDir}: is a file, not a folder; --out names the site's folder, pick another`);
+  checkOutDir(opts.outFlag ?? '--out', outDir);
   if (existsSync(out) && readdirSync(out).length && !existsSync(join(out, MARKER))) {
     throw new UserError(`${outDir}: exists and is not a report written by 'bench report'; pick another --out or empty it`);
   }
-  // The staging folder doubles as the writability check, before any work.
   const names = swapNames(out);
   const { stage } = names;
-  try {
-    rmSync(stage, { recursive: true, force: true });
-    mkdirSync(stage, { recursive: true });
-  } catch (e) {
-    throw new UserError(`${outDir}: cannot create the site beside it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pick a writable --out`);
-  }
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(dirname(stage), { recursive: true });
+  mkdirSync(stage);
   const files: string[] = [];
   const write = (rel: string, text: string) => {
     writeFileSync(join(stage, rel), text);

@@ -2,10 +2,12 @@
  * Output locations are checked before any work starts, so a bad `--out` costs nothing and
  * ends in a one-line error. Writability is probed by creating (and at once removing) a
  * temporary folder: access(2) says yes for root on read-only pseudo-filesystems such as /sys.
+ * (Node's recursive mkdir loops forever under /proc, where mkdir answers ENOENT: so callers
+ * create folders only after this check found the nearest existing one writable.)
  */
 import { existsSync, mkdtempSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from './errors.ts';
 
 function probeWritable(flag: string, path: string, dir: string): void {
   try {
