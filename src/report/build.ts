@@ -39,7 +39,7 @@ export interface ReportSummary {
   files: string[];
 }
 
-const MARKER = '.lowbit-bench-report';
+export const MARKER = '.lowbit-bench-report';
 const ASSETS = fileURLToPath(new URL('./assets/', import.meta.url));
 const require = createRequire(import.meta.url);
 
@@ -77,7 +77,7 @@ export function leaderboardJson(lb: Leaderboard, runs: readonly RunInfo[], extra
 export async function buildReport(runDirs: readonly string[], outDir: string, opts: ReportOptions = {}): Promise<ReportSummary> {
   const log = opts.log ?? (() => {});
   const out = resolve(outDir);
-  for (const line of recoverSite(out)) log(`report: ${line} (left by a killed report)`);
+  for (const line of recoverSite(out, MARKER)) log(`report: ${line} (left by a killed report)`);
   checkOutDir(opts.outFlag ?? '--out', outDir);
   if (existsSync(out) && readdirSync(out).length && !existsSync(join(out, MARKER))) {
     throw new UserError(`${outDir}: exists and is not a report written by 'bench report'; pick another --out or empty it`);
@@ -100,7 +100,6 @@ export async function buildReport(runDirs: readonly string[], outDir: string, op
     mkdirSync(join(stage, 'lib'));
     mkdirSync(join(stage, 'charts'));
     mkdirSync(join(stage, 'models'));
-    writeFileSync(join(stage, MARKER), 'written by bench report; the whole folder is replaced on the next run\n');
     for (const f of ['app.js', 'charts.js', 'style.css']) {
       copyFileSync(join(ASSETS, f), join(stage, f));
       files.push(f);
@@ -132,6 +131,8 @@ export async function buildReport(runDirs: readonly string[], outDir: string, op
     write('leaderboard.md', leaderboardMarkdown(lb));
     write('leaderboard.json', JSON.stringify(leaderboardJson(lb, loaded.runs, { report: { bootstrapSeed: opts.seed ?? 0, bootstrapResamples: opts.resamples ?? 2000, level: opts.level ?? 0.95 }, deltas, skipped: loaded.skipped }), null, 1) + '\n');
 
+    // The marker goes last: a staging folder that has it is complete (swap.ts relies on it).
+    writeFileSync(join(stage, MARKER), 'written by bench report; the whole folder is replaced on the next run\n');
     swapIn(names);
     return { outDir: out, rows: lb.rows.length, records: loaded.records.length, models: models.length, charts: charts.map((c) => c.id), skipped: loaded.skipped.length, files };
   } catch (err) {

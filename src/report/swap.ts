@@ -1,15 +1,15 @@
 /**
  * Replacing a published site without a moment where readers see half of one. The new site is
- * built in `.<name>.tmp-<pid>` beside it; the swap is three steps:
- *   1. rename site -> `.<name>.old-<pid>`   (only once the staging folder is complete)
+ * built in `.<name>.tmp-<pid>` beside it, its marker file written last; the swap is three steps:
+ *   1. rename site -> `.<name>.old-<pid>`
  *   2. rename `.<name>.tmp-<pid>` -> site
  *   3. remove `.<name>.old-<pid>`
  * Each rename is atomic, so a kill leaves the state after some prefix of these steps. Only a
- * kill between 1 and 2 leaves no site, and then both folders of that pid exist, and the
- * staging one is complete (step 1 runs only after it is): `recoverSite` promotes it. Any
- * other leftover of a dead process is a half-built staging folder or an old site already
- * replaced, and is removed. Linux has an atomic exchange (renameat2 RENAME_EXCHANGE), but
- * Node does not expose it.
+ * kill between 1 and 2 leaves no site; `recoverSite` (run by the next report) then publishes
+ * the complete staging folder (it has the marker), or else puts the old site back. Every
+ * other leftover of a dead process (a half-built staging folder, an old site already
+ * replaced) is removed. Linux has an atomic exchange (renameat2 RENAME_EXCHANGE), but Node
+ * does not expose it.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -59,9 +59,10 @@ function gone(pid: number): boolean {
 
 /**
  * Put back a site that a killed swap left missing, and remove leftovers of dead processes.
+ * `marker` is the file a complete site has.
  * Folders of live processes (a concurrent report) are left alone. Returns what it did.
  */
-export function recoverSite(out: string): string[] {
+export function recoverSite(out: string, marker: string): string[] {
   const dir = dirname(out);
   const name = basename(out);
   let entries: string[];
@@ -82,11 +83,10 @@ export function recoverSite(out: string): string[] {
   }
   const done: string[] = [];
   if (!existsSync(out)) {
-    const mtime = (p: string) => statSync(p).mtimeMs;
-    // A pair means the kill fell between the two renames: its staging folder is complete.
-    const pairs = [...left.values()].filter((s) => s.tmp && s.old).sort((a, b) => mtime(b.tmp!) - mtime(a.tmp!));
-    const olds = [...left.values()].filter((s) => s.old).sort((a, b) => mtime(b.old!) - mtime(a.old!));
-    const pick = pairs[0] ? pairs[0].tmp! : olds[0]?.old;
+    const newest = (ps: (string | undefined)[]) =>
+      ps.filter((p): p is string => p !== undefined).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    const slots = [...left.values()];
+    const pick = newest(slots.map((s) => (s.tmp && existsSync(join(s.tmp, marker)) ? s.tmp : undefined))) ?? newest(slots.map((s) => s.old));
     if (pick) {
       renameSync(pick, out);
       done.push(`restored ${out} from ${basename(pick)}`);
