@@ -6,9 +6,10 @@
  * CPU box answer the same requests a GPU box would.
  *
  * Bounded work per request, so /health stays responsive under hostile load: bodies over
- * MAX_BODY_BYTES are refused (413) unread, and a text prompt longer in UTF-8 bytes than
- * max_model_len x the longest token's bytes is refused (400) before it is tokenized: it
- * cannot fit, since no token covers more text than the longest vocabulary entry.
+ * MAX_BODY_BYTES are refused (413) unread, and (for tokenizers whose every token stands for
+ * at most its own text: byte-level BPE, BPE with byte fallback) a text prompt longer in UTF-8
+ * bytes than max_model_len x the longest token's bytes is refused (400) before it is
+ * tokenized: it cannot fit, since no token covers more text than the longest vocabulary entry.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +35,12 @@ export interface ServeOptions {
   maxLogprobs?: number;
   /** Prompt + generated tokens limit; default the engine's maxLength. */
   maxModelLen?: number;
+  /**
+   * The tokenizer maps no text run to fewer tokens than its bytes / longest token (no
+   * unknown-token runs, no over-long words as one [UNK]): lets text length be checked before
+   * tokenizing. index.ts decides it from tokenizer.json.
+   */
+  tokensBoundText?: boolean;
   version?: string;
 }
 
@@ -96,7 +103,6 @@ export class CompletionServer {
       .then(([status, body]) => send(res, status, body))
       .catch((e: unknown) => {
         if (e instanceof ApiError) {
-          if (e.status === 413) res.setHeader('connection', 'close');
           send(res, e.status, { error: { message: e.message, type: e.type, param: e.param, code: e.status } });
         } else {
           send(res, 500, { error: { message: String((e as Error)?.message ?? e), type: 'InternalServerError', param: null, code: 500 } });
@@ -145,6 +151,7 @@ export class CompletionServer {
 
   /** Refuse, before tokenizing, a text that cannot fit in the context (see the header). */
   private checkTextLength(text: string): void {
+    if (!this.opts.tokensBoundText) return;
     const limit = this.maxModelLen * this.tokenBytesBound();
     // A UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only when the limit could be passed.
     if (text.length <= limit / 3) return;
@@ -466,16 +473,29 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const tooLarge = () => new ApiError(413, `request body exceeds ${MAX_BODY_BYTES / 2 ** 20} MiB`, 'BadRequestError', null);
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw tooLarge();
-    chunks.push(c as Buffer);
+  // Over the limit, the rest of the body is read and dropped (never kept), so the client
+  // gets the 413 instead of a reset connection in the middle of its upload.
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+    req.resume();
+    throw tooLarge();
   }
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY_BYTES) return void chunks.push(c);
+      req.off('data', onData);
+      req.resume();
+      chunks.length = 0;
+      reject(tooLarge());
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
   try {
-    const v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const v = JSON.parse(text);
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
     return v as Record<string, unknown>;
   } catch {
