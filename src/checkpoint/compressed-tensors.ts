@@ -197,9 +197,9 @@ export function writeCompressedCheckpoint(srcDir: string, outDir: string, scheme
     const inputScale = opts.inputScales?.get(name);
     const inputGlobalScale = opts.inputGlobalScales?.get(name);
     if (needsInputScale && inputScale === undefined)
-      throw new UserError(`scheme ${scheme.name} has static activations: layer '${name}' needs a calibrated input scale (use --method autoround, or a dynamic scheme)`);
+      throw new UserError(`scheme ${scheme.name} has static activations: layer '${name}' needs a calibrated input scale (use AutoRound: quantize --method autoround, run --methods autoround; or a dynamic scheme)`);
     if (needsInputGs && inputGlobalScale === undefined)
-      throw new UserError(`scheme ${scheme.name} quantizes activations: layer '${name}' needs a calibrated input global scale (use --method autoround, or NVFP4A16)`);
+      throw new UserError(`scheme ${scheme.name} quantizes activations: layer '${name}' needs a calibrated input global scale (use AutoRound: quantize --method autoround, run --methods autoround; or NVFP4A16)`);
     tensors.push(...layerTensors(name, q, { inputScale: needsInputScale ? inputScale : undefined, inputGlobalScale: needsInputGs ? inputGlobalScale : undefined }));
   }
   const ignore = ['lm_head', ...[...(opts.unquantized ?? [])].sort()];
@@ -354,7 +354,7 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
   let q: Omit<QuantizedWeight, 'dequantized'>;
   const strategy = w.strategy as string;
   if (type === 'int') {
-    if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw fail(name, `num_bits ${bits} is not 1..8`);
+    if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw fail(name, `num_bits ${JSON.stringify(bits)} is not an integer in 1..8`);
     const shapeInfo = ckpt.has(`${name}.weight_shape`) ? need('weight_shape', ['I64', 'I32'], [2]) : null;
     const [rows, cols] = shapeInfo ? Array.from(ckpt.readFloat32(`${name}.weight_shape`)) : expected ?? [0, 0];
     if (!rows) throw fail(name, 'missing tensor \'weight_shape\'');

@@ -1,6 +1,7 @@
 /**
  * `bench regress`: compare the current run with the committed baseline, cell by cell.
- * Exit 0 = no regression, 1 = regression, 2 = usage or input error.
+ * Exit 0 = no regression, 1 = regression, 2 = usage or input error (a malformed or empty
+ * baseline, records without coverage, or a run over other items than the baseline's).
  */
 import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
@@ -10,8 +11,10 @@ import { readLedger } from '../results/ledger.ts';
 import { resolveRunDir } from '../results/runs.ts';
 import { readBaseline } from '../regress/baseline.ts';
 import { regress } from '../regress/compare.ts';
+import { assertComparable, requireCoverage, validateRecords } from '../regress/inputs.ts';
 import { renderJson, renderJUnit, renderMarkdown, renderTerminal } from '../regress/render.ts';
 import { loadThresholds } from '../regress/thresholds.ts';
+import { checkOutDir } from '../outputs.ts';
 
 interface Options {
   baseline: string;
@@ -30,14 +33,18 @@ export function register(program: Command): void {
     .option('--baseline <file>', 'baseline JSON written by `bench baseline update`', 'reports/baseline.json')
     .option('--current <run>', 'run directory or id (default: the latest run)')
     .option('--thresholds <file>', 'regression thresholds', 'ci/thresholds.json')
-    .option('--out <dir>', 'also write regress.md, regress.junit.xml and regress.json here')
+    .option('--out <dir>', 'also write regress.md, regress.junit.xml and regress.json into this folder')
     .option('--json', 'print JSON on stdout instead of the table')
     .option('--all', 'list every cell in the table, not only those that moved')
     .option('--allow-missing', 'do not fail on cells missing from the current run')
     .action((opts: Options) => {
+      if (opts.out) checkOutDir('--out', opts.out);
       const baseline = readBaseline(opts.baseline);
       const thresholds = loadThresholds(opts.thresholds);
-      const current = readLedger(resolveRunDir(opts.current));
+      const runDir = resolveRunDir(opts.current);
+      const current = validateRecords(readLedger(runDir), runDir, 'the ledger is corrupt; restore it or rerun with bench run');
+      requireCoverage(current, runDir, "the run was written before results recorded coverage; rerun it with 'bench run'");
+      assertComparable(baseline.records, current);
       const result = regress(baseline.records, current, thresholds, { allowMissing: opts.allowMissing });
       if (opts.out) {
         mkdirSync(opts.out, { recursive: true });

@@ -5,7 +5,7 @@
  * change a number belongs in the identity.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { UserError } from '../errors.ts';
 
@@ -72,11 +72,12 @@ export function listFiles(dir: string): string[] {
 /** Content hashes of a directory's files: { relativePath: sha256 }, sorted by path. */
 export function hashDir(dir: string): Record<string, string> {
   let files: string[];
+  if (!existsSync(dir)) throw new UserError(`${dir}: does not exist; point the model's source at an HF-layout model directory`);
+  if (!statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory; point the model's source at an HF-layout model directory`);
   try {
-    if (!statSync(dir).isDirectory()) throw new Error();
     files = listFiles(dir);
-  } catch {
-    throw new UserError(`${dir}: not a directory; point the model's source at an HF-layout model directory`);
+  } catch (e) {
+    throw new UserError(`${dir}: cannot list the model directory (${(e as Error).message}); fix or remove the unreadable entry`);
   }
   if (files.length === 0) throw new UserError(`${dir}: empty directory; a model directory needs config.json and weights`);
   const out: Record<string, string> = {};

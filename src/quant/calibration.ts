@@ -41,7 +41,7 @@ export interface CalibrationSet {
 export function sampleWindows(stream: ArrayLike<number>, seqlen: number, nsamples: number, seed: number): Int32Array {
   const windows = Math.floor(stream.length / seqlen);
   if (windows < nsamples)
-    throw new UserError(`calibration text gives ${windows} samples of ${seqlen} tokens, fewer than nsamples ${nsamples}; lower --nsamples or --seqlen`);
+    throw new UserError(`calibration text gives ${windows} samples of ${seqlen} tokens, fewer than nsamples ${nsamples}; lower nsamples or seqlen (bench quantize --nsamples/--seqlen, or the recipe's values)`);
   const order = shuffle(windows, mulberry32(seed ^ 0x5eed));
   const ids = new Int32Array(nsamples * seqlen);
   for (let i = 0; i < nsamples; i++) {

@@ -89,7 +89,7 @@ export async function quantizeModel(modelDir: string, schemeName: string, method
   scheme = withOverrides(scheme, { groupSize: options.groupSize, symmetric: options.asym ? false : undefined });
   const calibrated = scheme.activations.kind === 'nvfp4' || (scheme.activations.kind === 'fp8' && !scheme.activations.dynamic);
   if (calibrated && method === 'rtn' && !options.inputAmax)
-    throw new UserError(`scheme ${scheme.name} quantizes activations with calibrated ranges, which RTN does not collect; use --method autoround, or ${scheme.activations.kind === 'nvfp4' ? 'NVFP4A16' : 'W8A8-FP8 (dynamic)'}`);
+    throw new UserError(`scheme ${scheme.name} quantizes activations with calibrated ranges, which RTN does not collect; use AutoRound (quantize --method autoround, run --methods autoround), or ${scheme.activations.kind === 'nvfp4' ? 'NVFP4A16' : 'W8A8-FP8 (dynamic)'}`);
   const scaleDtype = scheme.weights.kind === 'int' ? options.scaleDtype ?? defaultScaleDtype(modelDir) : undefined;
   const q = await run(modelDir, scheme, { ...options, scaleDtype });
   const amax = options.inputAmax ?? q.inputAmax;

@@ -1,25 +1,30 @@
 /**
  * buildReport: run directories in, a static site out (index, one page per model,
  * provenance, charts as vega-lite JSON and SVG, leaderboard.md and leaderboard.json).
- * The site is built in a sibling staging folder and swapped in at the end, so a reader
- * never sees half a site; an existing folder is replaced only if it is a report we wrote.
+ * The site is built in a sibling staging folder and swapped in at the end (swap.ts), so a
+ * reader never sees half a site and a kill never leaves none; an existing folder is replaced
+ * only if it is a report we wrote.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
+import { checkOutDir } from '../outputs.ts';
 import { slug } from './escape.ts';
 import { indexHtml, modelHtml, modelPage, provenanceHtml } from './html.ts';
 import { loadRuns, type RunInfo } from './load.ts';
 import { leaderboardMarkdown } from './markdown.ts';
 import { autoroundDeltas, buildCharts, type DeltaOptions } from './specs.ts';
 import { renderSvg } from './svg.ts';
+import { recoverSite, swapIn, swapNames } from './swap.ts';
 import { buildLeaderboard, DEFINITIONS, type Leaderboard, type LeaderboardOptions } from './table.ts';
 
 export interface ReportOptions extends LeaderboardOptions, DeltaOptions {
   /** Skip rendering SVG copies of the charts (faster; the site still renders them). */
   noSvg?: boolean;
+  /** The flag that named the output folder, for error messages (default --out). */
+  outFlag?: string;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -34,7 +39,7 @@ export interface ReportSummary {
   files: string[];
 }
 
-const MARKER = '.lowbit-bench-report';
+export const MARKER = '.lowbit-bench-report';
 const ASSETS = fileURLToPath(new URL('./assets/', import.meta.url));
 const require = createRequire(import.meta.url);
 
@@ -72,26 +77,29 @@ export function leaderboardJson(lb: Leaderboard, runs: readonly RunInfo[], extra
 export async function buildReport(runDirs: readonly string[], outDir: string, opts: ReportOptions = {}): Promise<ReportSummary> {
   const log = opts.log ?? (() => {});
   const out = resolve(outDir);
+  for (const line of recoverSite(out, MARKER)) log(`report: ${line} (left by a killed report)`);
+  checkOutDir(opts.outFlag ?? '--out', outDir);
   if (existsSync(out) && readdirSync(out).length && !existsSync(join(out, MARKER))) {
     throw new UserError(`${outDir}: exists and is not a report written by 'bench report'; pick another --out or empty it`);
   }
-  const loaded = loadRuns(runDirs);
-  if (loaded.skipped.length) log(`report: skipped ${loaded.skipped.length} unusable input line(s), first: ${loaded.skipped[0]}`);
-  const lb = buildLeaderboard(loaded.records, opts);
-  log(`report: ${loaded.records.length} records -> ${lb.rows.length} leaderboard rows`);
-
-  const stage = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
+  const names = swapNames(out);
+  const { stage } = names;
   rmSync(stage, { recursive: true, force: true });
-  mkdirSync(join(stage, 'lib'), { recursive: true });
-  mkdirSync(join(stage, 'charts'));
-  mkdirSync(join(stage, 'models'));
+  mkdirSync(dirname(stage), { recursive: true });
+  mkdirSync(stage);
   const files: string[] = [];
   const write = (rel: string, text: string) => {
     writeFileSync(join(stage, rel), text);
     files.push(rel);
   };
   try {
-    writeFileSync(join(stage, MARKER), 'written by bench report; the whole folder is replaced on the next run\n');
+    const loaded = loadRuns(runDirs);
+    if (loaded.skipped.length) log(`report: skipped ${loaded.skipped.length} unusable input line(s), first: ${loaded.skipped[0]}`);
+    const lb = buildLeaderboard(loaded.records, opts);
+    log(`report: ${loaded.records.length} records -> ${lb.rows.length} leaderboard rows`);
+    mkdirSync(join(stage, 'lib'));
+    mkdirSync(join(stage, 'charts'));
+    mkdirSync(join(stage, 'models'));
     for (const f of ['app.js', 'charts.js', 'style.css']) {
       copyFileSync(join(ASSETS, f), join(stage, f));
       files.push(f);
@@ -123,12 +131,9 @@ export async function buildReport(runDirs: readonly string[], outDir: string, op
     write('leaderboard.md', leaderboardMarkdown(lb));
     write('leaderboard.json', JSON.stringify(leaderboardJson(lb, loaded.runs, { report: { bootstrapSeed: opts.seed ?? 0, bootstrapResamples: opts.resamples ?? 2000, level: opts.level ?? 0.95 }, deltas, skipped: loaded.skipped }), null, 1) + '\n');
 
-    // Swap: old report aside, new one in, old one removed.
-    const old = join(dirname(out), `.${basename(out)}.old-${process.pid}`);
-    if (existsSync(out)) renameSync(out, old);
-    mkdirSync(dirname(out), { recursive: true });
-    renameSync(stage, out);
-    rmSync(old, { recursive: true, force: true });
+    // The marker goes last: a staging folder that has it is complete (swap.ts relies on it).
+    writeFileSync(join(stage, MARKER), 'written by bench report; the whole folder is replaced on the next run\n');
+    swapIn(names);
     return { outDir: out, rows: lb.rows.length, records: loaded.records.length, models: models.length, charts: charts.map((c) => c.id), skipped: loaded.skipped.length, files };
   } catch (err) {
     rmSync(stage, { recursive: true, force: true });

@@ -74,7 +74,8 @@ export function cleanRecord(x: unknown, runId: string): ResultRecord | string {
 export function loadRuns(dirs: readonly string[]): LoadedRuns {
   const runDirs: string[] = [];
   for (const d of dirs) {
-    if (!existsSync(d) || !statSync(d).isDirectory()) throw new UserError(`${d}: not a directory; pass run directories (default .bench/runs) with --runs`);
+    if (!existsSync(d)) throw new UserError(`${d}: does not exist; pass run directories (default .bench/runs) with --runs`);
+    if (!statSync(d).isDirectory()) throw new UserError(`${d}: is a file, not a folder; pass run directories (default .bench/runs) with --runs`);
     if (existsSync(join(d, 'ledger.jsonl'))) runDirs.push(d);
     else {
       const kids = readdirSync(d)

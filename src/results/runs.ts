@@ -18,7 +18,7 @@ export function resolveRunDir(arg: string | undefined, runsRoot = DEFAULT_RUNS_R
     throw new UserError(`run '${arg}' not found: pass a run directory containing ${LEDGER_FILE}, or a run id under ${runsRoot}`);
   }
   const latest = join(runsRoot, 'latest');
-  if (!existsSync(latest)) throw new UserError(`no runs yet under ${runsRoot}; run 'bench run' first or pass --current/--run`);
+  if (!existsSync(latest)) throw new UserError(`no runs yet under ${runsRoot}; run 'bench run' first or name a run directory`);
   const id = readFileSync(latest, 'utf8').trim();
   if (!existsSync(join(runsRoot, id, LEDGER_FILE))) throw new UserError(`${latest} names run '${id}', which has no ${LEDGER_FILE}`);
   return join(runsRoot, id);

@@ -24,6 +24,22 @@ export interface BenchServeOptions {
   threads: number;
 }
 
+/**
+ * Whether every token of a Hugging Face tokenizer stands for at most its own decoded text, so
+ * text bytes / longest token bounds the token count from below: byte-level BPE (any byte is a
+ * symbol) or BPE with byte fallback. Not so for WordPiece (a long word is one [UNK]) or for
+ * unknown-token runs fused into one token.
+ */
+export function tokensBoundText(tokenizerJson: unknown): boolean {
+  const j = tokenizerJson as { model?: { type?: string; byte_fallback?: boolean }; pre_tokenizer?: unknown; decoder?: unknown } | null;
+  const hasByteLevel = (x: unknown): boolean => {
+    if (!x || typeof x !== 'object') return false;
+    const o = x as { type?: string; pretokenizers?: unknown[]; decoders?: unknown[] };
+    return o.type === 'ByteLevel' || [...(o.pretokenizers ?? []), ...(o.decoders ?? [])].some(hasByteLevel);
+  };
+  return j?.model?.type === 'BPE' && (j.model.byte_fallback === true || hasByteLevel(j.pre_tokenizer) || hasByteLevel(j.decoder));
+}
+
 function packageVersion(): string {
   try {
     return `bench-serve-${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}`;
@@ -38,7 +54,13 @@ export async function startBenchServe(o: BenchServeOptions): Promise<{ running: 
   const { engine } = await openOnnxCheckpoint(dir, { threads: o.threads, ...(o.maxModelLen ? { maxLength: o.maxModelLen } : {}) });
   const tokenizer = await loadTokenizer(dir);
   const name = o.servedName ?? o.model;
-  const api = new CompletionServer(engine, tokenizer, { modelName: name, root: o.model, maxLogprobs: o.maxLogprobs, maxModelLen: o.maxModelLen, version: packageVersion() });
+  let bounded = false;
+  try {
+    bounded = tokensBoundText(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')));
+  } catch {
+    // no readable tokenizer.json: prompts are tokenized whole, within the body limit
+  }
+  const api = new CompletionServer(engine, tokenizer, { modelName: name, root: o.model, maxLogprobs: o.maxLogprobs, maxModelLen: o.maxModelLen, version: packageVersion(), tokensBoundText: bounded });
   let running: RunningServer;
   try {
     running = await api.listen(o.port, o.host);

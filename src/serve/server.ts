@@ -4,6 +4,12 @@
  * with vLLM's response shapes (reference vllm.md §2.1, §4, §5). It lets the vLLM engine's
  * process handling and HTTP client be tested against a real server process, and lets a
  * CPU box answer the same requests a GPU box would.
+ *
+ * Bounded work per request, so /health stays responsive under hostile load: bodies over
+ * MAX_BODY_BYTES are refused (413) unread, and (for tokenizers whose every token stands for
+ * at most its own text: byte-level BPE, BPE with byte fallback) a text prompt longer in UTF-8
+ * bytes than max_model_len x the longest token's bytes is refused (400) before it is
+ * tokenized: it cannot fit, since no token covers more text than the longest vocabulary entry.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +23,9 @@ export interface ServeTokenizer {
   readonly eosId: number | null;
 }
 
+/** Largest request body read (4 MiB): a max_model_len prompt of token ids fits many times over. */
+export const MAX_BODY_BYTES = 4 * 2 ** 20;
+
 export interface ServeOptions {
   /** Served model name (`--served-model-name`); requests must send it. */
   modelName: string;
@@ -26,6 +35,12 @@ export interface ServeOptions {
   maxLogprobs?: number;
   /** Prompt + generated tokens limit; default the engine's maxLength. */
   maxModelLen?: number;
+  /**
+   * The tokenizer maps no text run to fewer tokens than its bytes / longest token (no
+   * unknown-token runs, no over-long words as one [UNK]): lets text length be checked before
+   * tokenizing. index.ts decides it from tokenizer.json.
+   */
+  tokensBoundText?: boolean;
   version?: string;
 }
 
@@ -65,6 +80,7 @@ export class CompletionServer {
   // Engines need not be re-entrant: run one engine call at a time.
   private queue: Promise<unknown> = Promise.resolve();
   private created = Math.floor(Date.now() / 1000);
+  private maxTokenBytes: number | null = null;
 
   constructor(
     readonly engine: Engine,
@@ -112,9 +128,47 @@ export class CompletionServer {
     if (model !== undefined && model !== null && model !== this.opts.modelName) throw new ApiError(404, `The model \`${String(model)}\` does not exist.`, 'NotFoundError', 'model');
   }
 
+  /**
+   * Upper bound on the UTF-8 bytes one token stands for: the longest token decoded alone,
+   * plus one for the leading space SentencePiece drops when a word's token is decoded alone.
+   */
+  private tokenBytesBound(): number {
+    if (this.maxTokenBytes === null) {
+      let max = 1;
+      for (let id = 0; id < this.engine.info.vocabSize; id++) {
+        let text = '';
+        try {
+          text = this.tokenizer.decode([id]);
+        } catch {
+          // an id the tokenizer does not know (a padded embedding row) stands for no text
+        }
+        max = Math.max(max, Buffer.byteLength(text, 'utf8') + 1);
+      }
+      this.maxTokenBytes = max;
+    }
+    return this.maxTokenBytes;
+  }
+
+  /** Refuse, before tokenizing, a text that cannot fit in the context (see the header). */
+  private checkTextLength(text: string): void {
+    if (!this.opts.tokensBoundText) return;
+    const limit = this.maxModelLen * this.tokenBytesBound();
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: count bytes only when the limit could be passed.
+    if (text.length <= limit / 3) return;
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > limit)
+      throw new ApiError(
+        400,
+        `This model's maximum context length is ${this.maxModelLen} tokens. However, your prompt is ${bytes} bytes of text, more than ${this.maxModelLen} tokens can hold (at most ${this.tokenBytesBound()} bytes each). Please reduce the length of the prompt.`,
+        'BadRequestError',
+        'prompt',
+      );
+  }
+
   tokenize(body: Record<string, unknown>): unknown {
     this.checkModel(body.model);
     if (typeof body.prompt !== 'string') throw new ApiError(400, 'prompt must be a string', 'BadRequestError', 'prompt');
+    this.checkTextLength(body.prompt);
     const addBos = body.add_special_tokens === undefined ? true : Boolean(body.add_special_tokens);
     const tokens = body.prompt === '' ? [] : this.tokenizer.encode(body.prompt, { addBos });
     const strs = body.return_token_strs ? tokens.map((t) => this.tokenizer.decode([t])) : null;
@@ -125,7 +179,13 @@ export class CompletionServer {
     this.checkModel(body.model);
     const tokens = body.tokens;
     if (!Array.isArray(tokens) || !tokens.every((t) => Number.isInteger(t))) throw new ApiError(400, 'tokens must be a list of token ids', 'BadRequestError', 'tokens');
-    return { prompt: this.tokenizer.decode(tokens as number[]) };
+    const vocab = this.engine.info.vocabSize;
+    for (const t of tokens as number[]) if (t < 0 || t >= vocab) throw new ApiError(400, `Token id ${t} is out of vocabulary`, 'BadRequestError', 'tokens');
+    try {
+      return { prompt: this.tokenizer.decode(tokens as number[]) };
+    } catch (e) {
+      throw new ApiError(400, `tokens cannot be decoded: ${(e as Error).message}`, 'BadRequestError', 'tokens');
+    }
   }
 
   private prompts(body: Record<string, unknown>): number[][] {
@@ -134,6 +194,8 @@ export class CompletionServer {
     const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t));
     const vocab = this.engine.info.vocabSize;
     let out: number[][];
+    if (typeof p === 'string') this.checkTextLength(p);
+    else if (Array.isArray(p)) for (const x of p) if (typeof x === 'string') this.checkTextLength(x);
     if (typeof p === 'string') out = [this.tokenizer.encode(p, { addBos })];
     else if (isIds(p)) out = [p];
     else if (Array.isArray(p) && p.length > 0 && p.every(isIds)) out = p as number[][];
@@ -159,6 +221,7 @@ export class CompletionServer {
       if (body.prompt_logprobs !== undefined && body.prompt_logprobs !== null) throw new ApiError(400, 'prompt_logprobs are not available when stream=True', 'BadRequestError', 'stream');
       throw new ApiError(400, 'bench serve does not stream', 'BadRequestError', 'stream');
     }
+    checkTemperature(body.temperature);
     const n = this.intField(body, 'n', 1, 1);
     if (n !== 1) throw new ApiError(400, 'bench serve supports n = 1 only', 'BadRequestError', 'n');
     const prompts = this.prompts(body);
@@ -330,6 +393,42 @@ export class CompletionServer {
   }
 }
 
+/**
+ * vLLM's rule (SamplingParams._verify_args; VLLMValidationError -> HTTP 400 BadRequestError
+ * with param "temperature", message str(exc) with its "(parameter=..., value=...)" suffix).
+ * Only greedy decoding is served, but a value vLLM refuses is refused here too.
+ */
+function checkTemperature(t: unknown): void {
+  if (t === undefined || t === null) return;
+  if (typeof t !== 'number') throw new ApiError(400, `temperature must be a number, got ${JSON.stringify(t)}`, 'BadRequestError', 'temperature');
+  const v = pyFloat(t);
+  const fail = (what: string) => new ApiError(400, `temperature must be ${what}, got ${v}. (parameter=temperature, value=${v})`, 'BadRequestError', 'temperature');
+  if (t < 0) throw fail('non-negative');
+  if (t > 2) throw fail('in [0, 2]');
+}
+
+/** Python's repr of a float (shortest round-trip digits; exponent form outside 1e-4 <= |x| < 1e16). */
+export function pyFloat(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const [mant, expText] = x.toExponential().split('e');
+  const exp = Number(expText);
+  const neg = mant.startsWith('-');
+  const digits = mant.replace('-', '').replace('.', '');
+  let out: string;
+  if (exp >= -4 && exp < 16) {
+    if (exp >= 0) {
+      const int = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+      const frac = digits.slice(exp + 1);
+      out = `${int}.${frac || '0'}`;
+    } else out = `0.${'0'.repeat(-exp - 1)}${digits}`;
+  } else {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    out = `${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  return (neg ? '-' : '') + out;
+}
+
 /** vLLM clamps -inf to -9999.0 so the JSON stays valid. */
 function clampLp(x: number): number {
   return Number.isFinite(x) ? x : -9999;
@@ -373,15 +472,30 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 256 * 2 ** 20) throw new ApiError(400, 'request body too large');
-    chunks.push(c as Buffer);
+  const tooLarge = () => new ApiError(413, `request body exceeds ${MAX_BODY_BYTES / 2 ** 20} MiB`, 'BadRequestError', null);
+  // Over the limit, the rest of the body is read and dropped (never kept), so the client
+  // gets the 413 instead of a reset connection in the middle of its upload.
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+    req.resume();
+    throw tooLarge();
   }
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY_BYTES) return void chunks.push(c);
+      req.off('data', onData);
+      req.resume();
+      chunks.length = 0;
+      reject(tooLarge());
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
   try {
-    const v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const v = JSON.parse(text);
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
     return v as Record<string, unknown>;
   } catch {

@@ -88,7 +88,7 @@ test('CLI: --json on stdout alone; missing runs dir is a one-line error, exit 2'
   await assert.rejects(exec('./bin/bench.js', ['report', '--runs', join(tmp, 'nope'), '--out', out]), (e: { code: number; stderr: string }) => {
     assert.equal(e.code, 2);
     assert.equal(e.stderr.trim().split('\n').length, 1);
-    assert.match(e.stderr, /not a directory/);
+    assert.match(e.stderr, /does not exist/);
     return true;
   });
 });

@@ -71,7 +71,7 @@ export function quantizeInt(w: Float32Array, rows: number, cols: number, fmt: We
         raw = Math.fround(Math.fround(Math.fround(mx * beta) - Math.fround(mn * alpha)) / (2 ** bits - 1));
       }
       if (Math.abs(raw) > maxFinite)
-        throw new UserError(`${what}: row ${r} group ${g} has |w| up to ${Math.max(-mn, mx)}, beyond what ${dt} scales can hold; use --scale-dtype bf16 or f32`);
+        throw new UserError(`${what}: row ${r} group ${g} has |w| up to ${Math.max(-mn, mx)}, beyond what ${dt} scales can hold; use bf16 or f32 scales (bench quantize --scale-dtype)`);
       let s = roundS(raw);
       s = s < 0 ? Math.min(s, -thresh) : Math.max(s, thresh);
       scales[gi] = s;
