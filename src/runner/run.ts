@@ -240,8 +240,8 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
 
     const inLedger = new Set(existsSync(ledgerPath(runDir)) ? readLedger(runDir).map((r) => recordKey(r.jobId, r.task, r.metric)) : []);
     const models = new Map(plan.models.map((m) => [m.alias, m]));
-    const jobs = plan.jobs;
-    const byId = new Map(jobs.map((j) => [j.id, j]));
+    const jobs = opts.only ? withDeps(plan.jobs, opts.only) : plan.jobs;
+    const byId = new Map(plan.jobs.map((j) => [j.id, j]));
     const summary: RunSummary = { runId, runDir, total: jobs.length, ran: 0, cached: 0, failed: [], skipped: 0, appended: 0 };
 
     // Ledger commits happen in plan order of eval jobs, whatever order they finish in.
@@ -317,6 +317,19 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
   } finally {
     release();
   }
+}
+
+/** The jobs of `only` and everything they depend on, in plan order. */
+function withDeps(jobs: readonly Job[], only: ReadonlySet<string>): Job[] {
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const keep = new Set<string>();
+  const visit = (id: string) => {
+    if (keep.has(id)) return;
+    keep.add(id);
+    for (const d of byId.get(id)?.deps ?? []) visit(d);
+  };
+  for (const id of only) visit(id);
+  return jobs.filter((j) => keep.has(j.id));
 }
 
 /**
