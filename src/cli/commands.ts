@@ -12,7 +12,8 @@ import { register as schemes } from './schemes.ts';
 import { register as serve } from './serve.ts';
 import { register as perf } from './perf.ts';
 import { register as inspect } from './inspect.ts';
+import { register as status } from './status.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect];
+export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect, status];

@@ -21,7 +21,7 @@ import { handlersByEngine, vllmHandlers } from '../runner/vllm.ts';
 import { shardPlan } from '../runner/shard.ts';
 import { list, positiveInt, progressLine } from './options.ts';
 
-interface RunFlags {
+export interface RunFlags {
   models?: string[];
   modelsFile?: string;
   schemes?: string[];
@@ -93,11 +93,7 @@ export function register(program: Command): void {
     .addOption(new Option('--slurm-task <file>', 'internal: run one task of a Slurm job array').hideHelp())
     .addOption(new Option('--slurm-index <i>', 'internal: the task index').argParser((v) => positiveInt('--slurm-index', v, 0)).hideHelp())
     .action(async (f: RunFlags) => {
-      const planOpts: PlanOptions = {
-        modelsFile: f.modelsFile, models: f.models, schemes: f.schemes, methods: f.methods, recipes: f.recipe, suites: f.suites,
-        engine: f.engine as EngineName | undefined, seed: f.seed,
-      };
-      let plan = planRun(planOpts);
+      let plan = planRun(planOptions(f));
       if (f.shard) plan = shardPlan(plan, f.shard);
       const benchDir = resolve(f.benchDir);
       const slurm = slurmSetup(f, plan, benchDir);
@@ -175,6 +171,14 @@ export function register(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** The plan a run's flags ask for (also `bench status`, from the flags recorded in run.json). */
+export function planOptions(f: Partial<RunFlags>, root?: string): PlanOptions {
+  return {
+    root, modelsFile: f.modelsFile, models: f.models, schemes: f.schemes, methods: f.methods, recipes: f.recipe, suites: f.suites,
+    engine: f.engine as EngineName | undefined, seed: f.seed,
+  };
 }
 
 /** The progress display of a run, local or on a cluster (also `bench status`). */

@@ -48,9 +48,11 @@ export function planArrays(jobs: readonly Job[], todo: ReadonlySet<string>, inFl
       return t ? [{ type: 'afterok-task', task: t }] : [];
     };
     const evals = mine.filter((j): j is EvalJob => j.kind === 'eval' && todo.has(j.id));
-    const suites = [...new Set(evals.map((e) => e.suite.name))];
+    // Suites in plan order, whatever is left of each.
+    const suites = [...new Set(mine.flatMap((j) => (j.kind === 'eval' ? [j.suite.name] : [])))];
     for (const suite of suites) {
       const onSuite = evals.filter((e) => e.suite.name === suite);
+      if (onSuite.length === 0) continue;
       const baseJob = onSuite[0].baseJob;
       const aligned = Q.map((q) => onSuite.find((e) => e.quantizeJob === q.id)?.id ?? null);
       if (aligned.some((x) => x !== null))

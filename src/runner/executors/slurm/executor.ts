@@ -161,12 +161,16 @@ export class SlurmExecutor implements Executor {
     }
     for (const a of state.arrays) {
       if (!a.arrayJobId) continue;
-      // Follow only the tasks still in flight; earlier finished or failed ones are history.
+      // A rerun follows the tasks still in flight and submits the rest again; `bench status`
+      // follows each job's latest task, finished or not, to report how it ended.
       a.jobs.forEach((id, index) => {
-        if (id && inFlight.get(id) === `${a.arrayJobId}_${index}`) {
-          tasks.set(inFlight.get(id)!, { job: board.byId.get(id)!, array: a, index });
-          taskOf.set(id, inFlight.get(id)!);
-        }
+        const t = `${a.arrayJobId}_${index}`;
+        if (!id || board.state(id) !== 'pending') return;
+        if (inFlight.get(id) !== t && this.o.submit !== false) return;
+        const prev = taskOf.get(id);
+        if (prev) tasks.delete(prev);
+        tasks.set(t, { job: board.byId.get(id)!, array: a, index });
+        taskOf.set(id, t);
       });
     }
     if (inFlight.size) this.o.log(`slurm: following ${inFlight.size} task(s) submitted earlier`);
@@ -246,7 +250,7 @@ export class SlurmExecutor implements Executor {
     // Jobs nobody will run (status of a run whose rest was never submitted).
     for (const j of board.jobs)
       if (board.state(j.id) === 'pending' && !taskOf.has(j.id))
-        board.skip(j, `${j.label}: not submitted to Slurm; rerun 'bench run --executor slurm --run-id ${opts.runId}' to submit it`);
+        board.skip(j, `not submitted to Slurm; rerun 'bench run --executor slurm --run-id ${opts.runId}' to submit it`);
     board.settle();
     const start = (j: Job) => {
       if (board.state(j.id) !== 'pending') return;

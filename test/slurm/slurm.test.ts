@@ -1,0 +1,139 @@
+/**
+ * `bench run --executor slurm` against a real one-node Slurm cluster (scripts/slurm/up.sh
+ * starts it when it is not running, and this file stops it again in that case).
+ *   - a distributed run of an embedded matrix gives exactly the ledger of the same matrix
+ *     run locally, even though its orchestrator is SIGKILLed half-way and rerun: the rerun
+ *     follows the tasks still in flight, and the execution log shows no job ran twice;
+ *   - a task that fails is reported with its Slurm job id, state and log; its dependents
+ *     never run;
+ *   - SIGINT cancels the run's jobs: nothing left in squeue, no process left behind.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { readLedger } from '../../src/results/ledger.ts';
+import type { ResultRecord } from '../../src/results/record.ts';
+import { arrayIds, bench, ensureCluster, processesMentioning, queue, until } from './cluster.ts';
+
+let stopCluster = () => {};
+const work = mkdtempSync(join(tmpdir(), 'bench-slurm-'));
+before(() => {
+  stopCluster = ensureCluster();
+});
+after(() => {
+  stopCluster();
+  rmSync(work, { recursive: true, force: true });
+});
+
+// Four schemes x {rtn, autoround with the ci recipe} x two cheap suites: 8 quantize + 16 eval jobs.
+const MATRIX = ['--schemes', 'W2A16,W4A16,W8A16,MXFP4A16', '--methods', 'rtn,autoround', '--recipe', 'ci', '--suites', 'tinystories-ppl,tinystories-cloze', '--limit', '2', '--no-report'];
+/**
+ * What a record says, without what differs between two executions of the same job (times,
+ * memory, host, run ids; the quantizer's record file holds its timings): the numbers, what
+ * they are of, and the bytes of the weights that were scored.
+ */
+function numbers(r: ResultRecord) {
+  const { jobId, model, scheme, method, recipe, suite, engine, bitsPerWeight, task, metric, value, stderr, n } = r;
+  const files = (r.provenance.hashes as { checkpointFiles: Record<string, string> | null }).checkpointFiles;
+  return { jobId, model, scheme, method, recipe, suite, engine, bitsPerWeight, task, metric, value, stderr, n, weights: files?.['model.safetensors'] ?? null };
+}
+const byKey = (recs: ResultRecord[]) => new Map(recs.map((r) => [`${r.jobId}/${r.task}/${r.metric}`, numbers(r)]));
+const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
+
+test('a Slurm run killed half-way and rerun gives the local ledger, and no job runs twice', { timeout: 600_000 }, async () => {
+  const localDir = join(work, 'local');
+  const slurmDir = join(work, 'slurm');
+  const execLog = join(work, 'executions.log');
+  // The reference runs in this process's machine at the same time: same code, its own cache.
+  const local = bench(['run', ...MATRIX, '--bench-dir', localDir, '--run-id', 'ref']);
+
+  const first = bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 's1'], { BENCH_EXECUTION_LOG: execLog });
+  // Kill the orchestrator once tasks have started and some are still to come.
+  await until(() => lines(execLog).length >= 2, 240_000, 'two tasks to start');
+  first.child.kill('SIGKILL');
+  const killed = await first.done;
+  assert.equal(killed.signal, 'SIGKILL');
+  const runDir = join(slurmDir, 'runs', 's1');
+  const inFlight = queue(arrayIds(runDir)).filter((t) => /PENDING|RUNNING|COMPLETING/.test(t.state));
+  assert.ok(inFlight.length > 0, 'tasks go on after the orchestrator died');
+
+  const second = await bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 's1'], { BENCH_EXECUTION_LOG: execLog }).done;
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /following \d+ task\(s\) submitted earlier/);
+
+  // Every job ran exactly once, across both orchestrators.
+  const runs = lines(execLog).map((l) => l.split(' ')[1]);
+  assert.equal(runs.length, 24, lines(execLog).join('\n'));
+  assert.equal(new Set(runs).size, 24, 'no job ran twice');
+
+  const ref = await local.done;
+  assert.equal(ref.code, 0, ref.stderr);
+  const want = byKey(readLedger(join(localDir, 'runs', 'ref')));
+  const got = byKey(readLedger(runDir));
+  assert.equal(new Set([...want.values()].map((r) => r.jobId)).size, 16, 'the reference has all 16 evals');
+  assert.ok([...want.values()].every((r) => Number.isFinite(r.value) && (r.weights !== null) === (r.method !== 'base')));
+  assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), 'the same records');
+  for (const [k, r] of want) assert.deepEqual(got.get(k), r, k);
+
+  // The same command again submits nothing: every job has its result.
+  const third = await bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 's2']).done;
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stderr, /24 jobs, 24 cached/);
+  assert.doesNotMatch(third.stderr, /submitted/);
+  assert.equal(lines(execLog).length, 24);
+});
+
+test('a task that fails is reported with its Slurm job id, state and log; its dependents do not run', { timeout: 300_000 }, async () => {
+  const dir = join(work, 'fail');
+  const execLog = join(work, 'fail-executions.log');
+  // RTN refuses W8A8-FP8-STATIC (it collects no activation ranges): that quantize task fails.
+  const r = await bench(
+    ['run', '--schemes', 'W8A8-FP8-STATIC,W4A16', '--methods', 'rtn', '--suites', 'tinystories-ppl', '--limit', '2', '--no-report', '--json', '--executor', 'slurm', '--bench-dir', dir, '--run-id', 'f1'],
+    { BENCH_EXECUTION_LOG: execLog },
+  ).done;
+  assert.equal(r.code, 1, r.stderr);
+  const { summary } = JSON.parse(r.stdout);
+  assert.equal(summary.failed.length, 1);
+  const f = summary.failed[0];
+  assert.equal(f.label, 'stories260k W8A8-FP8-STATIC rtn');
+  assert.match(f.where.jobId, /^\d+_\d+$/);
+  assert.equal(f.where.state, 'FAILED');
+  assert.equal(f.where.exitCode, '1:0');
+  assert.match(readFileSync(f.where.log, 'utf8'), /RTN does not collect/);
+  assert.match(r.stderr, new RegExp(`FAILED stories260k W8A8-FP8-STATIC rtn: Slurm job ${f.where.jobId} ended FAILED`));
+  assert.match(r.stderr, /skipped stories260k W8A8-FP8-STATIC rtn on tinystories-ppl: stories260k W8A8-FP8-STATIC rtn failed/);
+  assert.equal(summary.skipped, 1);
+  assert.equal(summary.ran, 2, 'the W4A16 checkpoint and its eval still ran');
+  // The failed scheme's eval never started; the other jobs each ran once.
+  const ran = lines(execLog);
+  assert.equal(ran.length, 3, ran.join('\n'));
+  assert.equal(ran.filter((l) => l.startsWith('eval ')).length, 1);
+  // Its task was cancelled by Slurm (or by bench), never run.
+  const e = JSON.parse(readFileSync(join(dir, 'runs', 'f1', 'slurm', 'state.json'), 'utf8')).arrays.find((a: { name: string }) => a.name.startsWith('e1-'));
+  const failedIndex = Number(f.where.jobId.split('_')[1]);
+  const dependent = queue([e.arrayJobId]).find((t) => t.id === `${e.arrayJobId}_${failedIndex}`);
+  assert.equal(dependent?.state, 'CANCELLED');
+  assert.ok(queue([e.arrayJobId]).every((t) => t.state === 'COMPLETED' || t.state === 'CANCELLED'));
+});
+
+test('SIGINT cancels the run: no job left in squeue, no process left behind', { timeout: 300_000 }, async () => {
+  const dir = join(work, 'cancel');
+  const execLog = join(work, 'cancel-executions.log');
+  const run = bench(['run', '--schemes', 'W3A16', '--methods', 'autoround', '--recipe', 'ci', '--suites', 'tinystories-ppl', '--limit', '2', '--no-report', '--executor', 'slurm', '--bench-dir', dir, '--run-id', 'c1'], { BENCH_EXECUTION_LOG: execLog });
+  const runDir = join(dir, 'runs', 'c1');
+  // Interrupt while the quantize task is running (its eval waits on it).
+  await until(() => lines(execLog).length >= 1, 240_000, 'the quantize task to start');
+  run.child.kill('SIGINT');
+  const r = await run.done;
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /cancelling job\(s\)/);
+  const ids = arrayIds(runDir);
+  assert.equal(ids.length, 2);
+  const left = queue(ids).filter((t) => !/CANCELLED|COMPLETED|FAILED/.test(t.state));
+  assert.deepEqual(left, [], 'nothing queued or running');
+  assert.ok(queue(ids).some((t) => t.state === 'CANCELLED'));
+  // The batch shell exec'd bench with the run's task file in its argv: slurmd must have killed it.
+  await until(() => processesMentioning(runDir).length === 0, 15_000, `no process left behind (still: ${processesMentioning(runDir).join(', ')})`);
+});
