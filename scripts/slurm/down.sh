@@ -7,9 +7,9 @@ STATE=${LOWBIT_SLURM_STATE:-/run/lowbit-slurm}
 started=$(cat "$STATE/started")
 has() { grep -qx "$1" <<<"$started"; }
 
+# Jobs left on the cluster this script's controller runs would outlive it in its state: cancel them.
 if has slurmctld && command -v scancel >/dev/null; then
-  scancel --user=root --quiet 2>/dev/null || true
-  for u in $(squeue -h -o '%u' 2>/dev/null | sort -u); do scancel --user="$u" --quiet || true; done
+  squeue -h -o '%A' 2>/dev/null | sort -u | xargs -r scancel --quiet 2>/dev/null || true
 fi
 pids=()
 for d in slurmd slurmctld; do

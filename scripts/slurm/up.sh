@@ -20,6 +20,13 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
 fi
 
+if [ -f "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
+  # Someone else's cluster: use it if it answers, never reconfigure or start it.
+  if sinfo -h >/dev/null 2>&1; then exit 0; fi
+  echo "slurm/up.sh: $CONF was not written by this script and its cluster does not answer; start it as its owner intends, or move the file away" >&2
+  exit 1
+fi
+
 mkdir -p "$STATE"
 touch "$STATE/started"
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -33,9 +40,7 @@ fi
 munge -n | unmunge | grep -q 'STATUS: *Success' || { echo "slurm/up.sh: munge does not work (munge -n | unmunge)" >&2; exit 1; }
 
 host=$(hostname -s)
-if [ -f "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
-  echo "slurm/up.sh: $CONF exists and was not written by this script; leaving it and the cluster it describes alone" >&2
-else
+{
   # The node as slurmd sees it (CPUs, sockets, cores, threads), memory at 95% so the node is never drained for having less.
   node=$(slurmd -C | head -n1)
   mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")
@@ -75,7 +80,7 @@ $node State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   if ! cmp -s "$CONF.tmp" "$CONF"; then mv "$CONF.tmp" "$CONF"; else rm -f "$CONF.tmp"; fi
-fi
+}
 
 install -d -o slurm -g slurm /var/spool/slurmctld /var/log/slurm
 install -d /var/spool/slurmd

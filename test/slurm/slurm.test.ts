@@ -2,10 +2,11 @@
  * `bench run --executor slurm` against a real one-node Slurm cluster (scripts/slurm/up.sh
  * starts it when it is not running, and this file stops it again in that case).
  *   - a distributed run of an embedded matrix gives exactly the ledger of the same matrix
- *     run locally, even though its orchestrator is SIGKILLed half-way and rerun: the rerun
- *     follows the tasks still in flight, and the execution log shows no job ran twice;
- *   - a task that fails is reported with its Slurm job id, state and log; its dependents
- *     never run;
+ *     run locally, even though its orchestrator is SIGKILLed half-way and the same command is
+ *     run again: the new run follows the tasks still in flight, the execution log shows no
+ *     job ran twice, and a third run submits nothing;
+ *   - a detached run followed by `bench status`: a task that fails is reported with its
+ *     Slurm job id, state and log; its dependents never run;
  *   - SIGINT cancels the run's jobs: nothing left in squeue, no process left behind.
  */
 import assert from 'node:assert/strict';
@@ -42,26 +43,30 @@ function numbers(r: ResultRecord) {
 const byKey = (recs: ResultRecord[]) => new Map(recs.map((r) => [`${r.jobId}/${r.task}/${r.metric}`, numbers(r)]));
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
 
-test('a Slurm run killed half-way and rerun gives the local ledger, and no job runs twice', { timeout: 600_000 }, async () => {
+test('a Slurm run killed half-way, then the same command again: the local ledger, and no job runs twice', { timeout: 600_000 }, async () => {
   const localDir = join(work, 'local');
   const slurmDir = join(work, 'slurm');
   const execLog = join(work, 'executions.log');
   // The reference runs in this process's machine at the same time: same code, its own cache.
   const local = bench(['run', ...MATRIX, '--bench-dir', localDir, '--run-id', 'ref']);
 
-  const first = bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 's1'], { BENCH_EXECUTION_LOG: execLog });
+  // The same command twice (no run id): the second run is a new run that finds the first one's tasks.
+  const first = bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir], { BENCH_EXECUTION_LOG: execLog });
   // Kill the orchestrator once tasks have started and some are still to come.
   await until(() => lines(execLog).length >= 2, 240_000, 'two tasks to start');
   first.child.kill('SIGKILL');
   const killed = await first.done;
   assert.equal(killed.signal, 'SIGKILL');
-  const runDir = join(slurmDir, 'runs', 's1');
-  const inFlight = queue(arrayIds(runDir)).filter((t) => /PENDING|RUNNING|COMPLETING/.test(t.state));
+  const latest = () => readFileSync(join(slurmDir, 'runs', 'latest'), 'utf8').trim();
+  const killedRun = latest();
+  const inFlight = queue(arrayIds(join(slurmDir, 'runs', killedRun))).filter((t) => /PENDING|RUNNING|COMPLETING/.test(t.state));
   assert.ok(inFlight.length > 0, 'tasks go on after the orchestrator died');
 
-  const second = await bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 's1'], { BENCH_EXECUTION_LOG: execLog }).done;
+  const second = await bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir], { BENCH_EXECUTION_LOG: execLog }).done;
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stderr, /following \d+ task\(s\) submitted earlier/);
+  assert.notEqual(latest(), killedRun);
+  const runDir = join(slurmDir, 'runs', latest());
 
   // Every job ran exactly once, across both orchestrators.
   const runs = lines(execLog).map((l) => l.split(' ')[1]);
@@ -78,44 +83,43 @@ test('a Slurm run killed half-way and rerun gives the local ledger, and no job r
   for (const [k, r] of want) assert.deepEqual(got.get(k), r, k);
 
   // The same command again submits nothing: every job has its result.
-  const third = await bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 's2']).done;
+  const third = await bench(['run', ...MATRIX, '--executor', 'slurm', '--bench-dir', slurmDir, '--run-id', 'again']).done;
   assert.equal(third.code, 0, third.stderr);
   assert.match(third.stderr, /24 jobs, 24 cached/);
   assert.doesNotMatch(third.stderr, /submitted/);
   assert.equal(lines(execLog).length, 24);
 });
 
-test('a task that fails is reported with its Slurm job id, state and log; its dependents do not run', { timeout: 300_000 }, async () => {
+test('a detached run followed by bench status: the failed task is reported with its job id, state and log; its dependents do not run', { timeout: 300_000 }, async () => {
   const dir = join(work, 'fail');
   const execLog = join(work, 'fail-executions.log');
   // RTN refuses W8A8-FP8-STATIC (it collects no activation ranges): that quantize task fails.
-  const r = await bench(
-    ['run', '--schemes', 'W8A8-FP8-STATIC,W4A16', '--methods', 'rtn', '--suites', 'tinystories-ppl', '--limit', '2', '--no-report', '--json', '--executor', 'slurm', '--bench-dir', dir, '--run-id', 'f1'],
+  const sub = await bench(
+    ['run', '--schemes', 'W8A8-FP8-STATIC,W4A16', '--methods', 'rtn', '--suites', 'tinystories-ppl', '--limit', '2', '--no-report', '--executor', 'slurm', '--bench-dir', dir, '--run-id', 'f1', '--detach'],
     { BENCH_EXECUTION_LOG: execLog },
   ).done;
+  assert.equal(sub.code, 0, sub.stderr);
+  assert.match(sub.stdout, /run f1: submitted; follow it with: bench status f1 --bench-dir /);
+  const r = await bench(['status', 'f1', '--bench-dir', dir]).done;
   assert.equal(r.code, 1, r.stderr);
-  const { summary } = JSON.parse(r.stdout);
-  assert.equal(summary.failed.length, 1);
-  const f = summary.failed[0];
-  assert.equal(f.label, 'stories260k W8A8-FP8-STATIC rtn');
-  assert.match(f.where.jobId, /^\d+_\d+$/);
-  assert.equal(f.where.state, 'FAILED');
-  assert.equal(f.where.exitCode, '1:0');
-  assert.match(readFileSync(f.where.log, 'utf8'), /RTN does not collect/);
-  assert.match(r.stderr, new RegExp(`FAILED stories260k W8A8-FP8-STATIC rtn: Slurm job ${f.where.jobId} ended FAILED`));
+  const m = /FAILED stories260k W8A8-FP8-STATIC rtn: Slurm job (\d+_\d+) ended FAILED \(exit code 1:0\); log (\S+\.out)/.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  const [, jobId, log] = m;
+  assert.match(readFileSync(log, 'utf8'), /RTN does not collect/);
   assert.match(r.stderr, /skipped stories260k W8A8-FP8-STATIC rtn on tinystories-ppl: stories260k W8A8-FP8-STATIC rtn failed/);
-  assert.equal(summary.skipped, 1);
-  assert.equal(summary.ran, 2, 'the W4A16 checkpoint and its eval still ran');
-  // The failed scheme's eval never started; the other jobs each ran once.
+  assert.match(r.stdout, /run f1: \d jobs run, \d cached, 1 failed, 1 skipped/);
+  // run.json keeps where it failed.
+  const failures = JSON.parse(readFileSync(join(dir, 'runs', 'f1', 'run.json'), 'utf8')).summary.failures;
+  assert.deepEqual(failures.map((x: { where: unknown }) => x.where), [{ jobId, state: 'FAILED', exitCode: '1:0', log }]);
+  // The W4A16 checkpoint and its eval ran, each once; the failed scheme's eval never started.
   const ran = lines(execLog);
   assert.equal(ran.length, 3, ran.join('\n'));
   assert.equal(ran.filter((l) => l.startsWith('eval ')).length, 1);
-  // Its task was cancelled by Slurm (or by bench), never run.
+  assert.deepEqual(readLedger(join(dir, 'runs', 'f1')).map((x) => x.scheme).filter((x, k, a) => a.indexOf(x) === k), ['W4A16']);
+  // Its task was cancelled (by Slurm's kill_invalid_depend, or by bench), never run.
   const e = JSON.parse(readFileSync(join(dir, 'runs', 'f1', 'slurm', 'state.json'), 'utf8')).arrays.find((a: { name: string }) => a.name.startsWith('e1-'));
-  const failedIndex = Number(f.where.jobId.split('_')[1]);
-  const dependent = queue([e.arrayJobId]).find((t) => t.id === `${e.arrayJobId}_${failedIndex}`);
+  const dependent = queue([e.arrayJobId]).find((t) => t.id === `${e.arrayJobId}_${jobId.split('_')[1]}`);
   assert.equal(dependent?.state, 'CANCELLED');
-  assert.ok(queue([e.arrayJobId]).every((t) => t.state === 'COMPLETED' || t.state === 'CANCELLED'));
 });
 
 test('SIGINT cancels the run: no job left in squeue, no process left behind', { timeout: 300_000 }, async () => {

@@ -7,14 +7,15 @@
  *
  * What was submitted is kept in `<run>/slurm/state.json` (written before each sbatch and
  * again with the job id), so that an orchestrator killed at any point is replaced by a
- * rerun of the same run (`--resume`) that follows the tasks still queued or running
- * instead of submitting them again: no job runs twice. A failed task is reported with its
+ * rerun (of the same run, or the same command as a new run in the same bench dir) that
+ * follows the tasks still queued or running instead of submitting them again: no job
+ * runs twice. A failed task is reported with its
  * job id, state and log; the tasks that depend on it are cancelled (Slurm's
  * kill_invalid_depend does it too where configured). On abort (Ctrl-C, SIGTERM) every
  * task of the run is cancelled and the executor waits until squeue lists none of them.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { writeAtomic } from '../../../checkpoint/safetensors.ts';
 import type { SlurmSettings } from '../../../matrix/models.ts';
 import type { Job } from '../../../matrix/plan.ts';
@@ -135,8 +136,11 @@ export class SlurmExecutor implements Executor {
     for (const j of board.jobs) if (board.state(j.id) === 'pending' && board.isCached(j)) board.markCached(j);
     board.settle();
 
-    // Tasks submitted earlier (a killed orchestrator, a detached run) that are still queued or running.
-    for (const a of state.arrays) if (!a.arrayJobId) a.arrayJobId = await findByName(a.jobName);
+    // Tasks submitted earlier (a killed orchestrator, a detached run) that are still queued or
+    // running: this run's, and, unless only following (`bench status`), other runs' of the same
+    // bench dir (the same command rerun without --run-id), so that none is submitted twice.
+    const runs = [{ runDir: opts.runDir, state }, ...(this.o.submit === false ? [] : otherRuns(opts.runDir))];
+    for (const r of runs) for (const a of r.state.arrays) if (!a.arrayJobId) a.arrayJobId = await findByName(a.jobName);
     const tasks = new Map<string, { job: Job; array: ArrayEntry; index: number }>();
     const taskOf = new Map<string, string>();
     const track = (a: ArrayEntry) => {
@@ -149,30 +153,35 @@ export class SlurmExecutor implements Executor {
         taskOf.set(j.id, t);
       });
     };
-    const live = await squeueTasks(state.arrays.flatMap((a) => (a.arrayJobId ? [a.arrayJobId] : [])));
+    const live = await squeueTasks([...new Set(runs.flatMap((r) => r.state.arrays.flatMap((a) => (a.arrayJobId ? [a.arrayJobId] : []))))]);
     const inFlight = new Map<string, string>();
-    for (const a of state.arrays) {
-      if (!a.arrayJobId) continue;
-      for (const t of live) {
-        if (t.arrayJobId !== a.arrayJobId || TERMINAL.has(t.state)) continue;
-        const id = a.jobs[t.index];
-        if (id && board.state(id) === 'pending') inFlight.set(id, t.id);
+    for (const r of runs)
+      for (const a of r.state.arrays) {
+        if (!a.arrayJobId) continue;
+        for (const t of live) {
+          if (t.arrayJobId !== a.arrayJobId || TERMINAL.has(t.state)) continue;
+          const id = a.jobs[t.index];
+          if (id && board.state(id) === 'pending' && !inFlight.has(id)) {
+            inFlight.set(id, t.id);
+            this.taskDirOf.set(id, taskRunDir(r.runDir, id));
+          }
+        }
       }
-    }
-    for (const a of state.arrays) {
-      if (!a.arrayJobId) continue;
-      // A rerun follows the tasks still in flight and submits the rest again; `bench status`
-      // follows each job's latest task, finished or not, to report how it ended.
-      a.jobs.forEach((id, index) => {
-        const t = `${a.arrayJobId}_${index}`;
-        if (!id || board.state(id) !== 'pending') return;
-        if (inFlight.get(id) !== t && this.o.submit !== false) return;
-        const prev = taskOf.get(id);
-        if (prev) tasks.delete(prev);
-        tasks.set(t, { job: board.byId.get(id)!, array: a, index });
-        taskOf.set(id, t);
-      });
-    }
+    for (const r of runs)
+      for (const a of r.state.arrays) {
+        if (!a.arrayJobId) continue;
+        // A rerun follows the tasks still in flight and submits the rest again; `bench status`
+        // follows each job's latest task, finished or not, to report how it ended.
+        a.jobs.forEach((id, index) => {
+          const t = `${a.arrayJobId}_${index}`;
+          if (!id || board.state(id) !== 'pending') return;
+          if (inFlight.get(id) !== t && this.o.submit !== false) return;
+          const prev = taskOf.get(id);
+          if (prev) tasks.delete(prev);
+          tasks.set(t, { job: board.byId.get(id)!, array: a, index });
+          taskOf.set(id, t);
+        });
+      }
     if (inFlight.size) this.o.log(`slurm: following ${inFlight.size} task(s) submitted earlier`);
 
     // Submit what has no result and is not in flight.
@@ -319,6 +328,23 @@ export class SlurmExecutor implements Executor {
     board.settle();
     return {};
   }
+}
+
+/** The Slurm state of the other runs in the same runs folder. */
+function otherRuns(runDir: string): { runDir: string; state: SlurmState }[] {
+  const runsDir = dirname(runDir);
+  const out: { runDir: string; state: SlurmState }[] = [];
+  for (const name of readdirSync(runsDir)) {
+    const dir = join(runsDir, name);
+    const p = join(dir, 'slurm', 'state.json');
+    if (dir === runDir || !existsSync(p)) continue;
+    try {
+      out.push({ runDir: dir, state: JSON.parse(readFileSync(p, 'utf8')) });
+    } catch {
+      // a state file being replaced right now: its run is followed by its own orchestrator
+    }
+  }
+  return out;
 }
 
 function lastLine(path: string): string {
