@@ -141,3 +141,13 @@ test('SIGINT cancels the run: no job left in squeue, no process left behind', { 
   // The batch shell exec'd bench with the run's task file in its argv: slurmd must have killed it.
   await until(() => processesMentioning(runDir).length === 0, 15_000, `no process left behind (still: ${processesMentioning(runDir).join(', ')})`);
 });
+
+test('options sbatch refuses: one line naming the problem, exit 2, nothing left queued', { timeout: 120_000 }, async () => {
+  const dir = join(work, 'refused');
+  const r = await bench(['run', '--schemes', 'W4A16', '--methods', 'rtn', '--suites', 'tinystories-ppl', '--limit', '2', '--no-report', '--executor', 'slurm', '--partition', 'nosuchpartition', '--bench-dir', dir, '--run-id', 'p1']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^bench: error: sbatch \S+q1-stories260k\.sbatch failed: .*[Pp]artition/m);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const st = JSON.parse(readFileSync(join(dir, 'runs', 'p1', 'slurm', 'state.json'), 'utf8'));
+  assert.deepEqual(st.arrays.map((a: { arrayJobId: string | null }) => a.arrayJobId), [null]);
+});

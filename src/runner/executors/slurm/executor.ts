@@ -187,28 +187,38 @@ export class SlurmExecutor implements Executor {
     // Submit what has no result and is not in flight.
     const todo = new Set(board.jobs.filter((j) => board.state(j.id) === 'pending' && !inFlight.has(j.id)).map((j) => j.id));
     if (this.o.submit !== false && todo.size) {
-      const round = new Set(state.arrays.map((a) => a.submittedAt)).size + 1;
+      const round = 1 + Math.max(0, ...state.arrays.map((a) => Number(/^[a-z](\d+)-/.exec(a.name)?.[1] ?? 0)));
       const plans = planArrays(board.jobs, todo, inFlight, round);
       const ids = new Map<string, string>();
-      for (const p of plans) {
-        const entry = this.entryFor(p, opts, slurmDir);
-        const script = this.scriptFor(p, entry, opts.runId, (name) => ids.get(name)!);
-        mkdirSync(join(slurmDir, 'logs'), { recursive: true });
-        const spec: TaskSpec = { runId: opts.runId, runDir: opts.runDir, jobs: p.jobs };
-        writeFileSync(entry.script.replace(/\.sbatch$/, '.json'), JSON.stringify(spec, null, 2) + '\n');
-        writeFileSync(entry.script, script, { mode: 0o755 });
-        // Recorded before sbatch: a rerun finds an array whose id was never written by its name.
-        state.arrays.push(entry);
-        save();
-        entry.arrayJobId = await sbatch(entry.script);
-        save();
-        ids.set(p.name, entry.arrayJobId);
-        track(entry);
-        this.o.log(`slurm: submitted ${p.name} as job ${entry.arrayJobId} (${p.jobs.filter(Boolean).length} task(s)${entry.log ? `, logs ${entry.log}` : ''})`);
+      try {
+        for (const p of plans) await this.submitOne(p, state, save, opts, slurmDir, ids, track);
+      } catch (e) {
+        // Nobody would follow what this round already submitted: take it back.
+        await scancel([...ids.values()]).catch(() => {});
+        throw e;
       }
     }
     if (this.o.detach) return { detached: true };
     return this.follow(board, tasks, taskOf, opts);
+  }
+
+  private async submitOne(
+    p: ArrayPlan, state: SlurmState, save: () => void, opts: ExecuteOptions, slurmDir: string, ids: Map<string, string>, track: (a: ArrayEntry) => void,
+  ): Promise<void> {
+    const entry = this.entryFor(p, opts, slurmDir);
+    const script = this.scriptFor(p, entry, opts.runId, (name) => ids.get(name)!);
+    mkdirSync(join(slurmDir, 'logs'), { recursive: true });
+    const spec: TaskSpec = { runId: opts.runId, runDir: opts.runDir, jobs: p.jobs };
+    writeFileSync(entry.script.replace(/\.sbatch$/, '.json'), JSON.stringify(spec, null, 2) + '\n');
+    writeFileSync(entry.script, script, { mode: 0o755 });
+    // Recorded before sbatch: a rerun finds an array whose id was never written by its name.
+    state.arrays.push(entry);
+    save();
+    entry.arrayJobId = await sbatch(entry.script);
+    save();
+    ids.set(p.name, entry.arrayJobId);
+    track(entry);
+    this.o.log(`slurm: submitted ${p.name} as job ${entry.arrayJobId} (${p.jobs.filter(Boolean).length} task(s), logs ${entry.log})`);
   }
 
   private entryFor(p: ArrayPlan, opts: ExecuteOptions, slurmDir: string): ArrayEntry {
