@@ -15,7 +15,8 @@ import { register as inspect } from './inspect.ts';
 import { register as fetchCmd } from './fetch.ts';
 import { register as publishCmd } from './publish.ts';
 import { register as env } from './env.ts';
+import { register as status } from './status.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect, env, fetchCmd, publishCmd];
+export const COMMANDS: RegisterCommand[] = [run, quantize, evalCmd, compare, report, regress, baseline, merge, schemes, serve, perf, inspect, status, env, fetchCmd, publishCmd];

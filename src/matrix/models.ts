@@ -86,6 +86,33 @@ const OverridesSchema = z
   .strict();
 export type ModelOverrides = z.infer<typeof OverridesSchema>;
 
+/**
+ * Where a model's jobs run on a Slurm cluster (`bench run --executor slurm`); the CLI flags
+ * of the same names win. Values land in `#SBATCH` lines, so they are restricted to
+ * characters that need no quoting there.
+ */
+export const SlurmSettingsSchema = z
+  .object({
+    partition: z.string().regex(/^[A-Za-z0-9_.,-]+$/, 'expected a partition name (letters, digits, _ . , -)').optional(),
+    account: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected an account name (letters, digits, _ . -)').optional(),
+    time: z
+      .string()
+      .regex(/^(\d+-)?\d+(:\d{1,2}){0,2}$/, 'expected a Slurm time limit: MM, HH:MM:SS or D-HH:MM:SS')
+      .optional()
+      .describe('time limit per task, e.g. 04:00:00'),
+    gpusPerTask: z
+      .union([z.number().int().min(0), z.string().regex(/^[A-Za-z0-9_]+:\d+$/, 'expected a count or TYPE:COUNT')])
+      .optional()
+      .describe('GPUs per task (--gpus-per-task): a count or TYPE:COUNT'),
+    maxParallel: z.number().int().positive().optional().describe('tasks of one job array running at once (--array=...%K)'),
+    sbatchArgs: z
+      .array(z.string().regex(/^--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:+@%=\/-]+)?$/, "expected one sbatch option such as '--mem=64G' (no spaces or quotes)"))
+      .optional()
+      .describe('further sbatch options, one each, e.g. ["--mem=64G", "--cpus-per-task=8"]'),
+  })
+  .strict();
+export type SlurmSettings = z.infer<typeof SlurmSettingsSchema>;
+
 const ModelObject = z
   .object({
     source: z
@@ -98,6 +125,7 @@ const ModelObject = z
     engines: z.array(z.enum(ENGINES)).min(1),
     calibration: CalibrationSchema.optional(),
     overrides: OverridesSchema.default({}),
+    slurm: SlurmSettingsSchema.optional().describe('how this model\'s jobs are submitted by --executor slurm'),
   })
   .strict();
 const ModelSchema = ModelObject.superRefine((m, ctx) => {
@@ -251,6 +279,7 @@ const KNOWN_KEYS = [
   ...new Set([
     ...Object.keys(RecipeValuesSchema.shape),
     ...Object.keys(VllmSchema.shape),
+    ...Object.keys(SlurmSettingsSchema.shape),
     ...Object.keys(OverridesSchema.shape),
     ...Object.keys(ModelObject.shape),
     ...Object.keys(MatrixSchema.shape),

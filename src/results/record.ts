@@ -89,7 +89,6 @@ export interface ResultRecord extends MetricValue {
   /** Versions, seeds, BOS policy, recipe values, hashes, host, dates. */
   provenance: Record<string, unknown>;
   createdAt: string;
-  coverage?: { items: number; limit: number | null; dataSha256: string };
 }
 
 // Schemas of the above, for data that comes back from disk (cache files, ledgers).

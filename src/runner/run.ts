@@ -1,6 +1,9 @@
 /**
  * runPlan: carry out a plan's jobs with injected handlers (quantize, base, evaluate),
  * reusing everything already in the cache, and append the results to the run's ledger.
+ * Three parts: the job board (board.ts) with an executor that moves jobs through it
+ * (executor.ts: here, or on a Slurm cluster), the ledger committer (ledger-commit.ts),
+ * and the record builder (records.ts).
  *
  *   .bench/cache/...            outputs keyed by job identity (cache.ts)
  *   .bench/runs/<run-id>/       ledger.jsonl, run.json (provenance), run.lock
@@ -12,17 +15,20 @@
  * was never interrupted: no duplicates, nothing lost.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeAtomic } from '../checkpoint/safetensors.ts';
 import { UserError } from '../errors.ts';
-import { hashSuiteData, type BaseJob, type EvalJob, type Job, type ModelInfo, type Plan, type QuantizeJob } from '../matrix/plan.ts';
+import { hashSuiteData, type BaseJob, type EvalJob, type Job, type Plan, type QuantizeJob } from '../matrix/plan.ts';
 import type { ResolvedModel } from '../matrix/models.ts';
-import { appendRecords, ledgerPath, readLedger } from '../results/ledger.ts';
+import { ledgerPath, readLedger } from '../results/ledger.ts';
 import { cellKey, describeItemSet, sameItemSet, type Coverage, type MetricValue, type ResultRecord } from '../results/record.ts';
 import { Cache, isAlive, type CachedResult, type DirManifest } from './cache.ts';
+import { JobBoard, type FailureWhere } from './board.ts';
 import { LocalExecutor, type Executor } from './executor.ts';
-import { hostInfo, startMemorySampler, versions, type HostInfo } from './provenance.ts';
+import { LedgerCommitter } from './ledger-commit.ts';
+import { hostInfo, startMemorySampler, versions } from './provenance.ts';
+import { buildRecords, recordKey } from './records.ts';
 
 export interface JobContext {
   model: ResolvedModel;
@@ -99,7 +105,14 @@ export interface RunOptions {
   resume?: boolean;
   /** Jobs at once (default 1: jobs are CPU-bound). Ignored when `executor` is given. */
   jobs?: number;
+  /** Where jobs run; default: this process (LocalExecutor with `jobs`). */
   executor?: Executor;
+  /** Run directory; default `<benchDir>/runs/<runId>` (a cluster task keeps its ledger inside its run's). */
+  runDir?: string;
+  /** Point `.bench/runs/latest` at this run (default true). */
+  setLatest?: boolean;
+  /** Carry out only these jobs (one slice of a cluster run); every other job must already be in the cache. */
+  only?: ReadonlySet<string>;
   onEvent?: (e: RunEvent) => void;
   /** Progress text from handlers; default: stderr. */
   log?: (message: string) => void;
@@ -118,10 +131,12 @@ export interface RunSummary {
   ran: number;
   /** Jobs whose output was already in the cache. */
   cached: number;
-  failed: { id: string; label: string; error: string }[];
+  failed: { id: string; label: string; error: string; where?: FailureWhere }[];
   skipped: number;
   /** Records appended to the ledger by this invocation. */
   appended: number;
+  /** The executor returned while jobs go on elsewhere (`--detach`); `bench status` follows them. */
+  detached?: boolean;
 }
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -198,10 +213,6 @@ function refuseMixedCoverage(records: readonly ResultRecord[], plan: Plan, runId
   }
 }
 
-function recordKey(jobId: string, task: string, metric: string): string {
-  return `${jobId}\u0000${task}\u0000${metric}`;
-}
-
 function acquireLock(runDir: string): () => void {
   const lock = join(runDir, 'run.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -258,10 +269,10 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
   const runId = opts.runId ?? (opts.resume ? latestRunId(benchDir) : null) ?? newRunId();
   if (!RUN_ID.test(runId)) throw new UserError(`run id '${runId}' has characters other than letters, digits, '.', '_' and '-'`);
   if (opts.resume && !opts.runId && !latestRunId(benchDir)) throw new UserError(`nothing to resume: ${join(benchDir, 'runs', 'latest')} does not exist; run without --resume`);
-  const runDir = join(benchDir, 'runs', runId);
+  const runDir = opts.runDir ?? join(benchDir, 'runs', runId);
   mkdirSync(runDir, { recursive: true });
   const release = acquireLock(runDir);
-  const executor = opts.executor ?? new LocalExecutor(opts.jobs ?? 1);
+  const executor: Executor = opts.executor ?? new LocalExecutor(opts.jobs ?? 1);
   const emit = opts.onEvent ?? (() => {});
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const signal = opts.signal ?? new AbortController().signal;
@@ -290,64 +301,30 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
     };
     const writeRunJson = () => writeAtomic(runJsonPath, [Buffer.from(JSON.stringify(runJson, null, 2) + '\n')]);
     writeRunJson();
-    writeAtomic(join(benchDir, 'runs', 'latest'), [Buffer.from(`${runId}\n`)]);
+    if (opts.setLatest !== false) writeAtomic(join(benchDir, 'runs', 'latest'), [Buffer.from(`${runId}\n`)]);
     cache.cleanStale();
 
     const previous = existsSync(ledgerPath(runDir)) ? readLedger(runDir) : [];
     refuseMixedCoverage(previous, plan, runId);
     const inLedger = new Set(previous.map((r) => recordKey(r.jobId, r.task, r.metric)));
     const models = new Map(plan.models.map((m) => [m.alias, m]));
-    const jobs = plan.jobs;
-    const total = jobs.length;
-    const byId = new Map(jobs.map((j) => [j.id, j]));
-    const status = new Map<string, 'pending' | 'running' | 'done' | 'failed' | 'skipped'>(jobs.map((j) => [j.id, 'pending']));
-    const initiallyCached = reusableAtStart(cache, jobs, log);
-    const summary: RunSummary = { runId, runDir, total, ran: 0, cached: 0, failed: [], skipped: 0, appended: 0 };
-    emit({ type: 'run-start', runId, runDir, total, cached: initiallyCached.size, resumed });
+    const jobs = opts.only ? withDeps(plan.jobs, opts.only) : plan.jobs;
+    const byId = new Map(plan.jobs.map((j) => [j.id, j]));
+    const summary: RunSummary = { runId, runDir, total: jobs.length, ran: 0, cached: 0, failed: [], skipped: 0, appended: 0 };
 
     // Ledger commits happen in plan order of eval jobs, whatever order they finish in.
-    const evals = jobs.filter((j): j is EvalJob => j.kind === 'eval');
-    let commitIdx = 0;
-    const commit = () => {
-      while (commitIdx < evals.length) {
-        const j = evals[commitIdx];
-        const st = status.get(j.id);
-        if (st === 'pending' || st === 'running') return;
-        if (st === 'done') {
-          const r = cache.readResult(j.id);
-          if (!r) throw new Error(`${j.label}: result vanished from the cache`);
-          const q = j.quantizeJob ? cache.readDir<QuantizeResult>('ckpt', j.quantizeJob) : null;
-          const qj = j.quantizeJob ? (byId.get(j.quantizeJob) as QuantizeJob) : null;
-          const records = r.metrics
-            .filter((m) => !inLedger.has(recordKey(j.id, m.task, m.metric)))
-            .map((m) => toRecord(runId, j, models.get(j.model)!, m, r, q, qj));
-          appendRecords(runDir, records);
-          for (const rec of records) inLedger.add(recordKey(j.id, rec.task, rec.metric));
-          summary.appended += records.length;
-        }
-        commitIdx++;
-      }
-    };
-
-    let started = 0;
-    let finished = 0;
-    const ranSeconds: number[] = [];
-    const eta = (): number | null => {
-      if (ranSeconds.length === 0) return null;
-      const left = jobs.filter((j) => (status.get(j.id) === 'pending' || status.get(j.id) === 'running') && !initiallyCached.has(j.id)).length;
-      const mean = ranSeconds.reduce((a, b) => a + b, 0) / ranSeconds.length;
-      return (mean * left) / executor.capacity;
-    };
-    const skipDependents = (id: string, reason: string) => {
-      for (const j of jobs) {
-        if (status.get(j.id) === 'pending' && j.deps.includes(id)) {
-          status.set(j.id, 'skipped');
-          summary.skipped++;
-          emit({ type: 'job-skipped', job: j, reason });
-          skipDependents(j.id, reason);
-        }
-      }
-    };
+    const evals = jobs.filter((j): j is EvalJob => j.kind === 'eval' && (!opts.only || opts.only.has(j.id)));
+    const recordsOf = (j: EvalJob) =>
+      executor.recordsOf?.(j, runId) ?? buildRecords(runId, j, models.get(j.model)!, cache, j.quantizeJob ? (byId.get(j.quantizeJob) as QuantizeJob) : null);
+    const committer = new LedgerCommitter(runDir, evals, inLedger, recordsOf, (n) => (summary.appended += n));
+    const reusable = reusableAtStart(cache, jobs, log);
+    const board: JobBoard = new JobBoard(jobs, summary, emit, (j) => reusable.has(j.id) || isCached(cache, j), () => executor.capacity, () => committer.commit(board));
+    emit({ type: 'run-start', runId, runDir, total: jobs.length, cached: board.cachedAtStart, resumed });
+    // A slice run (one task of a cluster run) carries out its own jobs only: every other job must be in the cache.
+    if (opts.only)
+      for (const j of jobs)
+        if (!opts.only.has(j.id) && !board.isCached(j) && board.state(j.id) === 'pending')
+          board.fail(j, 0, `${j.label}: not in the cache, and this slice does not run it (its own task failed or has not run)`);
 
     const ctxFor = (j: Job): JobContext => {
       const mi = models.get(j.model)!;
@@ -355,6 +332,7 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
     };
 
     const work = async (j: Job): Promise<void> => {
+      noteExecution(j);
       if (j.kind === 'quantize') {
         await cache.produceDir('ckpt', j.id, runId, async (outDir) => {
           const m = await measured(() => handlers.quantize(j, { ...ctxFor(j), outDir }));
@@ -402,76 +380,43 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
       }
     };
 
-    const outputReady = (j: Job) => isCached(cache, j);
-
-    await new Promise<void>((done, fail) => {
-      let running = 0;
-      let stopped = false;
-      const pump = () => {
-        try {
-          if (signal.aborted) stopped = true;
-          for (const j of jobs) {
-            if (status.get(j.id) !== 'pending') continue;
-            if (!j.deps.every((d) => status.get(d) === 'done')) continue;
-            if (initiallyCached.has(j.id) || outputReady(j)) {
-              status.set(j.id, 'done');
-              summary.cached++;
-              finished++;
-              emit({ type: 'job-end', job: j, index: ++started, total, done: finished, cached: true, seconds: 0, etaSeconds: eta() });
-              continue;
-            }
-            if (stopped || running >= executor.capacity) continue;
-            status.set(j.id, 'running');
-            running++;
-            const index = ++started;
-            emit({ type: 'job-start', job: j, index, total });
-            const t0 = performance.now();
-            executor
-              .run(j, () => work(j))
-              .then(() => {
-                if (!outputReady(j)) throw new Error(`${j.label}: the executor finished but the output is not in the cache`);
-                const seconds = (performance.now() - t0) / 1000;
-                ranSeconds.push(seconds);
-                status.set(j.id, 'done');
-                summary.ran++;
-                finished++;
-                emit({ type: 'job-end', job: j, index, total, done: finished, cached: false, seconds, etaSeconds: eta() });
-              })
-              .catch((e: unknown) => {
-                const msg = e instanceof Error ? e.message : String(e);
-                status.set(j.id, 'failed');
-                finished++;
-                summary.failed.push({ id: j.id, label: j.label, error: msg });
-                emit({ type: 'job-failed', job: j, index, total, error: msg });
-                skipDependents(j.id, `${j.label} failed`);
-                if (opts.failFast) stopped = true;
-              })
-              .finally(() => {
-                running--;
-                pump();
-              });
-          }
-          commit();
-          if (running === 0) {
-            if (stopped) for (const j of jobs) if (status.get(j.id) === 'pending') { status.set(j.id, 'skipped'); summary.skipped++; }
-            commit();
-            done();
-          }
-        } catch (e) {
-          fail(e);
-        }
-      };
-      pump();
-    });
-
-    runJson.end = new Date().toISOString();
-    runJson.summary = { ...summary, failed: summary.failed.length, failures: summary.failed };
+    const outcome = await executor.execute(board, work, { signal, failFast: opts.failFast, runDir, runId });
+    if (outcome.detached) {
+      summary.detached = true;
+      runJson.detached = new Date().toISOString();
+    } else {
+      runJson.end = new Date().toISOString();
+      runJson.summary = { ...summary, failed: summary.failed.length, failures: summary.failed };
+    }
     writeRunJson();
     emit({ type: 'run-end', summary });
     return summary;
   } finally {
     release();
   }
+}
+
+/** The jobs of `only` and everything they depend on, in plan order. */
+function withDeps(jobs: readonly Job[], only: ReadonlySet<string>): Job[] {
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const keep = new Set<string>();
+  const visit = (id: string) => {
+    if (keep.has(id)) return;
+    keep.add(id);
+    for (const d of byId.get(id)?.deps ?? []) visit(d);
+  };
+  for (const id of only) visit(id);
+  return jobs.filter((j) => keep.has(j.id));
+}
+
+/**
+ * Test hook: with BENCH_EXECUTION_LOG set, every job a handler is about to carry out is
+ * appended to that file as `<kind> <job id>` (one short O_APPEND write: lines from
+ * concurrent processes never interleave), so a test can prove no job ran twice.
+ */
+function noteExecution(j: Job): void {
+  const path = process.env.BENCH_EXECUTION_LOG;
+  if (path) appendFileSync(path, `${j.kind} ${j.id}\n`);
 }
 
 async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; peakMB: number }> {
@@ -485,51 +430,3 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: n
   }
 }
 
-function toRecord(
-  runId: string,
-  j: EvalJob,
-  mi: ModelInfo,
-  m: MetricValue,
-  r: CachedResult,
-  q: DirManifest<QuantizeResult> | null,
-  qj: QuantizeJob | null,
-): ResultRecord {
-  const quant = q?.result ?? null;
-  return {
-    schema: 1,
-    jobId: j.id,
-    run: runId,
-    model: j.model,
-    scheme: j.scheme.name,
-    method: j.method,
-    recipe: j.recipe,
-    suite: j.suite.name,
-    engine: j.engine,
-    bitsPerWeight: quant?.bitsPerWeight ?? j.bitsPerWeight,
-    ...m,
-    coverage: r.coverage,
-    timings: { quantSeconds: q ? q.seconds : null, evalSeconds: r.seconds, ...(r.peakMemoryMB !== null ? { peakMemoryMB: Math.max(r.peakMemoryMB, q?.peakMemoryMB ?? 0) } : {}) },
-    provenance: {
-      versions: (r.provenance.versions as Record<string, string>) ?? { 'lowbit-bench': String(j.identity.tool) },
-      seed: j.seed,
-      scheme: { weights: j.scheme.weights, activations: j.scheme.activations },
-      recipeValues: j.recipeValues,
-      seqlenCap: j.seqlenCap,
-      hashes: {
-        model: mi.identity,
-        suite: j.suite.hash,
-        suiteFiles: j.suite.files,
-        quantizeJob: j.quantizeJob,
-        baseJob: j.baseJob,
-        calibration: qj?.calibration ?? null,
-        checkpointFiles: q ? Object.fromEntries(Object.entries(q.files).map(([f, x]) => [f, x.sha256])) : null,
-      },
-      quantizer: quant ? { layers: quant.layers ?? null, ...(quant.provenance ?? {}) } : null,
-      evaluator: (r.provenance.evaluator as Record<string, unknown>) ?? {},
-      host: r.provenance.host as HostInfo,
-      computedInRun: r.run,
-      computedAt: r.createdAt,
-    },
-    createdAt: r.createdAt,
-  };
-}
