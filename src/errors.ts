@@ -5,8 +5,8 @@
  */
 export class UserError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 2) {
-    super(message);
+  constructor(message: string, exitCode = 2, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'UserError';
     this.exitCode = exitCode;
   }

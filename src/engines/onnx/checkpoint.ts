@@ -3,21 +3,18 @@
  * compressed-tensors checkpoint decompressed to exactly the dequantized weights its
  * quantizer produced, with its activation quantization emulated in the graph.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCompressedCheckpoint, type LayerActivation } from '../../checkpoint/compressed-tensors.ts';
+import { readJsonFile } from '../../checkpoint/json.ts';
 import type { ActQuant } from './actquant.ts';
 import { OnnxEngine, type OnnxEngineOptions } from './engine.ts';
 
-/** True when config.json declares a quantization_config. */
+/** True when config.json declares a quantization_config (a config.json that cannot be parsed is a UserError). */
 export function isQuantizedCheckpoint(dir: string): boolean {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) return false;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')).quantization_config != null;
-  } catch {
-    return false;
-  }
+  return readJsonFile(path, 'fix config.json').quantization_config != null;
 }
 
 function toActQuant(a: LayerActivation): ActQuant | null {

@@ -15,6 +15,7 @@
 import * as ort from 'onnxruntime-node';
 import { readModelConfig, type ModelConfig } from '../../checkpoint/config.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
+import { readFloatWeight, requireFinite } from '../../checkpoint/weights.ts';
 import { UserError } from '../../errors.ts';
 import type {
   Engine,
@@ -309,9 +310,11 @@ function buildModelBytes(modelDir: string, config: ModelConfig, options: OnnxEng
     return buildLlamaGraph(
       config,
       (name, expected) => {
-        const data = overrides.get(name) ?? (ckpt!.has(name) ? ckpt!.readFloat32(name) : missing(modelDir, name));
-        if (data.length !== expected) throw new UserError(`${name}: ${data.length} values, the config implies ${expected}; weights and config.json disagree`);
-        return data;
+        const override = overrides.get(name);
+        if (!override) return ckpt!.has(name) ? readFloatWeight(ckpt!, name, shapes.get(name)!) : missing(modelDir, name);
+        if (override.length !== expected) throw new UserError(`${name}: ${override.length} values, the config implies ${expected}; weights and config.json disagree`);
+        requireFinite(override, shapes.get(name)!, `${modelDir}: weight '${name}'`);
+        return override;
       },
       { actQuant: options.actQuant, int4 },
     );
