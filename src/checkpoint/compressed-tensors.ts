@@ -448,6 +448,13 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: QuantGroup, cfg
   if (group.format !== null && !FORMATS_FOR[q.fmt.kind].includes(group.format))
     throw fail(name, `format '${group.format}' does not store ${q.fmt.kind} weights (expected ${FORMATS_FOR[q.fmt.kind].join(' or ')})`);
   const a = group.inputActivations;
+  // compressed-tensors names the format from the scheme (compressors/format.py): FP8 weights
+  // are float-quantized with input activations and naive-quantized without; pack-quantized
+  // is weight-only. A declared format that disagrees means input_activations was lost or
+  // added, which the tensors alone cannot show for dynamic activations.
+  if (group.format === 'float-quantized' && !a) throw fail(name, "format 'float-quantized' implies quantized input activations, but the group has none");
+  if (group.format === 'naive-quantized' && a) throw fail(name, "format 'naive-quantized' is weight-only, but the group quantizes input activations");
+  if (group.format === 'pack-quantized' && a) throw fail(name, "format 'pack-quantized' is weight-only, but the group quantizes input activations");
   let act: LayerActivation = { kind: 'none', dynamic: true, strategy: null };
   if (a) {
     if (a.type === 'float' && a.numBits === 8) {
@@ -462,5 +469,8 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: QuantGroup, cfg
       throw fail(name, `input activations of type ${a.type} with ${a.numBits} bits are not supported`);
     }
   }
+  if (act.inputScale === undefined) forbid('input_scale', 'the group has no static FP8 input activations');
+  if (act.inputGlobalScale === undefined) forbid('input_global_scale', 'the group has no NVFP4 input activations');
+  if (q.fmt.kind !== 'nvfp4') forbid('weight_global_scale', `${q.fmt.kind} weights have no global scale`);
   return { q, act };
 }
