@@ -179,6 +179,13 @@ const cases: Case[] = [
     expect: /quantization_status 'frozen': the weights are not stored compressed/ },
   { what: 'unknown type', args: () => evalArgs(withQc(W4, (qc) => (qc.config_groups.group_0.weights.type = 'fixed'))),
     expect: /config_groups\.group_0\.weights\.type "fixed" is not one of int, float/ },
+  // Found by the fuzz (seed 20261208, case 3075): dynamic activations leave no tensor behind,
+  // so only the declared format can show that input_activations was dropped.
+  { what: 'input_activations deleted from a W8A8-FP8 (dynamic) checkpoint', args: () => evalArgs(withQc(FP8, (qc) => delete qc.config_groups.group_0.input_activations)),
+    expect: /format 'float-quantized' implies quantized input activations, but the group has none/ },
+  { what: 'a stray input_global_scale on a weight-only layer', args: () => evalArgs(withTensors(W4, (ts) => {
+      ts.push({ name: 'model.layers.0.self_attn.q_proj.input_global_scale', dtype: 'F32', shape: [1], data: new Uint8Array(new Float32Array([1]).buffer) });
+    })), expect: /q_proj': has 'input_global_scale' but the group has no NVFP4 input activations/ },
   { what: 'num_bits as a string', args: () => evalArgs(withQc(W4, (qc) => (qc.config_groups.group_0.weights.num_bits = '4'))),
     expect: /weights\.num_bits is "4", expected an integer 1\.\.8/ },
   { what: 'duplicate tensor in a safetensors header (second entry points at NaN data)', spawn: true,
