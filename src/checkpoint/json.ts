@@ -126,7 +126,7 @@ export function parseJson(text: string, where: string, fix = 'fix the file'): un
     throw new UserError(`${printable(where, 400)}: not valid JSON (${oneLine((e as Error).message)}); ${fix}`, 2, { cause: e });
   }
   const p = findJsonProblem(text);
-  if (p) throw new UserError(`${printable(where, 400)}: ${p.problem} at ${p.path}; each key must appear once and numbers must be finite, ${fix}`);
+  if (p) throw new UserError(`${printable(where, 400)}: ${p.problem} at ${p.path} (${p.problem.startsWith('duplicate') ? 'each key may appear only once' : 'numbers must be finite'}); ${fix}`);
   return value;
 }
 

@@ -20,6 +20,8 @@ export const TYPES = ['int', 'float'] as const;
 /** ActivationOrdering: `weight`/`static` reorder only during calibration; `group`/`dynamic` store a g_idx permutation. */
 export const ACTORDERS = ['group', 'weight', 'static', 'dynamic'] as const;
 
+const FIX = 'fix quantization_config in config.json or re-export the checkpoint';
+
 export type Strategy = (typeof STRATEGIES)[number];
 
 export interface QuantArgs {
@@ -61,7 +63,7 @@ function oneOf<T extends string>(v: unknown, values: readonly T[], what: string,
 
 /** Compile an ignore/target entry; `what` is its JSON path for messages. */
 export function compilePattern(p: unknown, what: string, where: string): Pattern {
-  if (typeof p !== 'string' || p === '') throw new UserError(printable(`${where}: ${what} is ${show(p)}, expected a module name or 're:<regex>'`, 600));
+  if (typeof p !== 'string' || p === '') throw new UserError(printable(`${where}: ${what} is ${show(p)}, expected a module name or 're:<regex>'; ${FIX}`, 600));
   if (!p.startsWith('re:')) return { text: p, test: (name) => name === p };
   let re: RegExp;
   try {
@@ -75,15 +77,15 @@ export function compilePattern(p: unknown, what: string, where: string): Pattern
 
 function patterns(v: unknown, what: string, where: string, required: boolean): Pattern[] {
   if (v == null && !required) return [];
-  if (!Array.isArray(v) || (required && v.length === 0)) throw new UserError(printable(`${where}: ${what} is ${show(v)}, expected ${required ? 'a non-empty' : 'an'} array of module names or 're:<regex>' patterns`, 600));
+  if (!Array.isArray(v) || (required && v.length === 0)) throw new UserError(printable(`${where}: ${what} is ${show(v)}, expected ${required ? 'a non-empty' : 'an'} array of module names or 're:<regex>' patterns; ${FIX}`, 600));
   return v.map((p, i) => compilePattern(p, `${what}[${i}]`, where));
 }
 
 /** QuantizationArgs, with compressed-tensors' defaults and strategy inference. */
 function quantArgs(v: unknown, what: string, where: string): QuantArgs | null {
   if (v == null) return null;
-  if (!isObject(v)) throw new UserError(printable(`${where}: ${what} is ${show(v)}, expected an object of quantization arguments or null`, 600));
-  const bad = (field: string, expected: string) => new UserError(printable(`${where}: ${what}.${field} is ${show(v[field])}, expected ${expected}`, 600));
+  if (!isObject(v)) throw new UserError(printable(`${where}: ${what} is ${show(v)}, expected an object of quantization arguments or null; ${FIX}`, 600));
+  const bad = (field: string, expected: string) => new UserError(printable(`${where}: ${what}.${field} is ${show(v[field])}, expected ${expected}; ${FIX}`, 600));
   const numBits = v.num_bits ?? 8;
   if (typeof numBits !== 'number' || !Number.isInteger(numBits) || numBits < 1 || numBits > 8) throw bad('num_bits', 'an integer 1..8');
   const type = oneOf(v.type ?? 'int', TYPES, `${what}.type`, where);
@@ -110,7 +112,7 @@ function emptyOrNull(v: unknown): boolean {
 /** Validate `quantization_config`; `where` names config.json in messages. */
 export function parseQuantizationConfig(qc: unknown, where: string): QuantConfig {
   if (!isObject(qc)) throw new UserError(`${where}: no quantization_config object; not a compressed-tensors checkpoint (make one with bench quantize)`);
-  if (qc.quant_method !== 'compressed-tensors') throw new UserError(printable(`${where}: quantization_config.quant_method is ${show(qc.quant_method)}, expected "compressed-tensors"`, 600));
+  if (qc.quant_method !== 'compressed-tensors') throw new UserError(printable(`${where}: quantization_config.quant_method is ${show(qc.quant_method)}, expected "compressed-tensors"; ${FIX}`, 600));
   const format = qc.format == null ? null : oneOf(qc.format, FORMATS, 'quantization_config.format', where);
   if (qc.quantization_status != null) {
     const status = oneOf(qc.quantization_status, STATUSES, 'quantization_config.quantization_status', where);
@@ -121,11 +123,11 @@ export function parseQuantizationConfig(qc: unknown, where: string): QuantConfig
   const tc = qc.transform_config;
   if (tc != null && !(isObject(tc) && emptyOrNull(tc.config_groups))) throw new UserError(`${where}: transform_config declares transforms, which this reader does not apply`);
   const groupsRaw = qc.config_groups;
-  if (!isObject(groupsRaw) || Object.keys(groupsRaw).length === 0) throw new UserError(`${where}: quantization_config has no config_groups`);
+  if (!isObject(groupsRaw) || Object.keys(groupsRaw).length === 0) throw new UserError(`${where}: quantization_config has no config_groups; ${FIX}`);
   const groups: QuantGroup[] = [];
   for (const [name, g] of Object.entries(groupsRaw)) {
     const what = `config_groups.${printable(name, 60)}`;
-    if (!isObject(g)) throw new UserError(printable(`${where}: ${what} is ${show(g)}, expected an object with targets and weights`, 600));
+    if (!isObject(g)) throw new UserError(printable(`${where}: ${what} is ${show(g)}, expected an object with targets and weights; ${FIX}`, 600));
     if (g.output_activations != null) throw new UserError(`${where}: ${what}.output_activations is set; output activation quantization is not supported`);
     groups.push({
       name,

@@ -101,7 +101,7 @@ function parseHeader(path: string, fd: number, size: number) {
     throw new UserError(printable(`${path}: invalid safetensors header: header is not valid UTF-8 JSON (${oneLine((e as Error).message)}); re-download or re-export the file`, 600), 2, { cause: e });
   }
   const problem = findJsonProblem(text);
-  if (problem) throw bad(`${problem.problem} at ${problem.path} (each tensor must be listed once)`);
+  if (problem) throw bad(`${problem.problem} at ${problem.path}${problem.problem.startsWith('duplicate') ? ' (each tensor and field may be listed only once)' : ''}`);
   if (!isObject(header)) throw bad('header is not a JSON object');
   const dataStart = 8 + n;
   const dataLen = size - dataStart;

@@ -260,7 +260,7 @@ async function runInProcess(args: string[]): Promise<{ code: number; stdout: str
   return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
-function assertOneLineError(r: { code: number | null; stdout: string; stderr: string }, expect: RegExp) {
+function assertOneLineError(r: { code: number | null; stdout: string; stderr: string }, expect: RegExp): string {
   assert.equal(r.code, 2, `exit code ${r.code}, stderr: ${r.stderr}`);
   assert.equal(r.stdout, '', 'nothing may be printed as a result');
   const lines = r.stderr.trimEnd().split('\n');
@@ -268,10 +268,11 @@ function assertOneLineError(r: { code: number | null; stdout: string; stderr: st
   assert.match(lines[0], /^bench: error: /);
   assert.match(lines[0], expect);
   assert.doesNotMatch(r.stderr, /\n\s+at |UNCAUGHT/);
+  return lines[0];
 }
 
 for (const c of cases) {
-  test(`bad input: ${c.what}`, async () => {
+  test(`bad input: ${c.what}`, async (t) => {
     if (c.call) {
       assert.throws(c.call, (e: unknown) => {
         assert.ok(e instanceof UserError, `expected UserError, got ${(e as Error)?.stack}`);
@@ -283,7 +284,7 @@ for (const c of cases) {
       return;
     }
     const args = c.args!();
-    assertOneLineError(await runInProcess(args), c.expect);
+    t.diagnostic(assertOneLineError(await runInProcess(args), c.expect).replaceAll(root, '$TMP'));
     if (c.spawn) {
       const r = spawnSync(process.execPath, [BENCH, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 60_000 });
       assert.equal(r.signal, null, `killed by ${r.signal} (blocked?)`);

@@ -33,7 +33,7 @@ test('duplicate keys are found at any depth, with their JSON path', () => {
   ];
   for (const [text, key, path] of cases) {
     assert.deepEqual(findJsonProblem(text), { problem: `duplicate key ${key}`, path }, text);
-    assert.throws(() => parseJson(text, 'f.json'), (e: unknown) => e instanceof UserError && e.message.startsWith(`f.json: duplicate key ${key} at ${path};`));
+    assert.throws(() => parseJson(text, 'f.json'), (e: unknown) => e instanceof UserError && e.message.startsWith(`f.json: duplicate key ${key} at ${path} (each key may appear only once); fix the file`));
   }
   // Equal keys in sibling objects are not duplicates.
   assert.equal(findJsonProblem('{"a":{"k":1},"b":{"k":1}}'), null);
