@@ -5,7 +5,7 @@
  */
 export class UserError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 2, options?: { cause?: unknown }) {
+  constructor(message: string, exitCode = 2, options?: ErrorOptions) {
     super(message, options);
     this.name = 'UserError';
     this.exitCode = exitCode;

@@ -14,12 +14,15 @@
  * so quantize -> write -> read gives the quantizer's dequantized weights bit for bit.
  * Legacy 3/5/6/7-bit packing (< 0.18) is read too, chosen by `version` or by shape.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { e4m3ToF32, fromFloat32, type DType } from './dtypes.ts';
 import { linearNames, parseModelConfig, type ModelConfig } from './config.ts';
+import { printable, readJsonFile } from './json.ts';
+import { parseQuantizationConfig, type QuantGroup } from './quantization-config.ts';
 import { writeAtomic, type TensorToWrite } from './safetensors.ts';
+import { position, requireFinite } from './weights.ts';
 import { CheckpointTensors, writeCheckpointTensors } from './tensors.ts';
 import type { ActivationFormat, Scheme, WeightFormat } from '../quant/schemes.ts';
 import {
@@ -172,7 +175,7 @@ export interface WriteOptions {
 /** Write a compressed-tensors checkpoint of `srcDir` with `layers` quantized, atomically. */
 export function writeCompressedCheckpoint(srcDir: string, outDir: string, scheme: Scheme, layers: ReadonlyMap<string, QuantizedWeight>, opts: WriteOptions = {}): void {
   if (existsSync(outDir) && !opts.overwrite) throw new UserError(`${outDir} already exists; choose another --out or pass --force to replace it`);
-  const rawConfig = JSON.parse(readFileSync(join(srcDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const rawConfig = readJsonFile(join(srcDir, 'config.json'), 'fix config.json');
   const needsInputScale = scheme.activations.kind === 'fp8' && !scheme.activations.dynamic;
   const needsInputGs = scheme.activations.kind === 'nvfp4';
   const src = CheckpointTensors.open(srcDir);
@@ -257,17 +260,14 @@ export interface CompressedCheckpoint {
   quantized: string[];
 }
 
-/** [out, in] of a standard Llama-family Linear, or null for other modules. */
+/** [out, in] of a Llama-family Linear (decoder projections and an untied lm_head), or null for other modules. */
 export function linearDims(cfg: ModelConfig, name: string): [number, number] | null {
+  if (name === 'lm_head') return [cfg.vocabSize, cfg.hiddenSize];
   const m = /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$/.exec(name);
   if (!m) return null;
   const H = cfg.hiddenSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim, I = cfg.intermediateSize;
   const d: Record<string, [number, number]> = { q_proj: [q, H], k_proj: [kv, H], v_proj: [kv, H], o_proj: [H, q], gate_proj: [I, H], up_proj: [I, H], down_proj: [H, I] };
   return d[m[1]];
-}
-
-function matches(name: string, pattern: string): boolean {
-  return pattern.startsWith('re:') ? new RegExp(pattern.slice(3)).test(name) : name === pattern;
 }
 
 function versionAtLeast(v: unknown, want: string): boolean | null {
@@ -278,43 +278,47 @@ function versionAtLeast(v: unknown, want: string): boolean | null {
   return true;
 }
 
+/** Which compression formats store each weight format (compressed-tensors `compressors/format.py`). */
+const FORMATS_FOR: Record<WeightFormat['kind'], readonly string[]> = {
+  int: ['pack-quantized'],
+  mxfp4: ['mxfp4-pack-quantized'],
+  nvfp4: ['nvfp4-pack-quantized'],
+  fp8: ['float-quantized', 'naive-quantized'],
+  none: ['dense'],
+};
+
 export function readCompressedCheckpoint(dir: string): CompressedCheckpoint {
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  } catch (e) {
-    throw new UserError(`${join(dir, 'config.json')}: cannot read (${(e as Error).message}); a checkpoint needs config.json`);
-  }
-  const qc = raw.quantization_config as Record<string, unknown> | undefined;
-  if (!qc || typeof qc !== 'object') throw new UserError(`${dir}: config.json has no quantization_config; not a compressed-tensors checkpoint (make one with bench quantize)`);
-  if (qc.quant_method !== 'compressed-tensors') throw new UserError(`${dir}: quantization_config.quant_method is ${JSON.stringify(qc.quant_method)}, expected "compressed-tensors"`);
-  const groups = qc.config_groups as Record<string, Args> | undefined;
-  if (!groups || typeof groups !== 'object' || Object.keys(groups).length === 0) throw new UserError(`${dir}: quantization_config has no config_groups`);
-  const ignore = Array.isArray(qc.ignore) ? (qc.ignore as string[]) : [];
-  const cfg = parseModelConfig(raw, join(dir, 'config.json'));
+  const cfgPath = join(dir, 'config.json');
+  const raw = readJsonFile(cfgPath, 're-export the checkpoint');
+  if (raw.quantization_config == null) throw new UserError(`${dir}: config.json has no quantization_config; not a compressed-tensors checkpoint (make one with bench quantize)`);
+  const qcfg = parseQuantizationConfig(raw.quantization_config, cfgPath);
+  const qc = raw.quantization_config as Record<string, unknown>;
+  const cfg = parseModelConfig(raw, cfgPath);
   const ckpt = CheckpointTensors.open(dir);
-  const fail = (layer: string, problem: string) => new UserError(`${dir}: layer '${layer}': ${problem}; the checkpoint disagrees with its quantization_config (re-export it)`);
+  const fail = (layer: string, problem: string) => new UserError(printable(`${dir}: layer '${layer}': ${problem}; the checkpoint disagrees with its quantization_config (re-export it)`, 600));
   try {
     const linears = new Set<string>();
     for (let i = 0; i < cfg.numLayers; i++) for (const n of linearNames(i)) linears.add(n);
-    if (ckpt.has('lm_head.weight')) linears.add('lm_head');
-    const QSUFFIX = /\.(weight_packed|weight_scale|weight_global_scale|weight_zero_point|weight_shape|input_scale|input_global_scale)$/;
+    if (ckpt.has('lm_head.weight') || !cfg.tieWordEmbeddings) linears.add('lm_head');
+    const QSUFFIX = /\.(weight_packed|weight_scale|weight_global_scale|weight_zero_point|weight_shape|weight_g_idx|input_scale|input_global_scale)$/;
     const withQTensors = new Set<string>();
     for (const n of ckpt.names()) {
       const m = QSUFFIX.exec(n);
       if (m) withQTensors.add(n.slice(0, m.index));
     }
-    const modules = [...new Set([...linears, ...withQTensors])].sort();
+    for (const name of withQTensors) if (!linears.has(name)) throw fail(name, `has quantized tensors but is not a Linear of this ${cfg.modelType} model`);
     const out: CompressedCheckpoint = { config: cfg, quantizationConfig: qc, weights: new Map(), shapes: new Map(), formats: new Map(), activations: new Map(), quantized: [] };
-    for (const name of modules) {
-      const ignored = ignore.some((p) => matches(name, p));
-      const group = ignored ? undefined : Object.values(groups).find((g) => Array.isArray(g.targets) && (g.targets as string[]).some((t) => (t === 'Linear' ? true : matches(name, t))));
+    for (const name of [...linears].sort()) {
+      const ignored = qcfg.ignore.some((p) => p.test(name));
+      const group = ignored ? undefined : qcfg.groups.find((g) => g.targets.some((t) => t.text === 'Linear' || t.test(name)));
       if (!group || !group.weights) {
         if (withQTensors.has(name)) throw fail(name, `has quantized tensors but is ${ignored ? 'listed in ignore' : 'not targeted by any config group'}`);
         continue;
       }
-      const { q, act } = readLayer(ckpt, name, group, cfg, qc.version, fail);
-      out.weights.set(`${name}.weight`, dequantizeWeight(q));
+      const { q, act } = readLayer(ckpt, name, group, cfg, qcfg.version, fail);
+      const w = dequantizeWeight(q);
+      requireFinite(w, [q.rows, q.cols], `${dir}: layer '${name}': the dequantized weight`, 'codes times scales overflow float32; the checkpoint is corrupt (re-export it)');
+      out.weights.set(`${name}.weight`, w);
       out.shapes.set(`${name}.weight`, [q.rows, q.cols]);
       out.formats.set(name, q.fmt);
       out.activations.set(name, act);
@@ -326,10 +330,11 @@ export function readCompressedCheckpoint(dir: string): CompressedCheckpoint {
   }
 }
 
-function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: ModelConfig, version: unknown, fail: (l: string, p: string) => UserError) {
-  const w = group.weights as Args;
-  const bits = w.num_bits as number;
-  const type = w.type as string;
+function readLayer(ckpt: CheckpointTensors, name: string, group: QuantGroup, cfg: ModelConfig, version: unknown, fail: (l: string, p: string) => UserError) {
+  const w = group.weights!;
+  const bits = w.numBits;
+  const type = w.type;
+  const strategy = w.strategy;
   const need = (suffix: string, dtypes: DType[], shape?: number[]) => {
     const n = `${name}.${suffix}`;
     if (!ckpt.has(n)) throw fail(name, `missing tensor '${suffix}' that ${type}${bits} weights need`);
@@ -342,6 +347,12 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
   const forbid = (suffix: string, why: string) => {
     if (ckpt.has(`${name}.${suffix}`)) throw fail(name, `has '${suffix}' but ${why}`);
   };
+  const corrupt = (problem: string) => new UserError(printable(`${ckpt.dir}: layer '${name}': ${problem}; the checkpoint is corrupt; re-download or re-export it`, 600));
+  /** Float tensor values, every one finite (a NaN scale makes the whole layer NaN). */
+  const finite = (suffix: string, values: Float32Array, shape: readonly number[]) => {
+    requireFinite(values, shape, `${ckpt.dir}: layer '${name}': tensor '${suffix}'`);
+    return values;
+  };
   const expected = linearDims(cfg, name);
   const checkDims = (rows: number, cols: number) => {
     if (expected && (expected[0] !== rows || expected[1] !== cols)) throw fail(name, `weight is [${rows}, ${cols}] but config.json implies [${expected}]`);
@@ -349,18 +360,22 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
   const scalar = (suffix: string) => {
     const info = need(suffix, ['F32', 'BF16', 'F16']);
     if (prod(info.shape) !== 1) throw fail(name, `tensor '${suffix}' has shape [${info.shape}], expected one value`);
-    return ckpt.readFloat32(`${name}.${suffix}`)[0];
+    const v = ckpt.readFloat32(`${name}.${suffix}`)[0];
+    if (!(v > 0) || !Number.isFinite(v)) throw fail(name, `${suffix} is ${v}, expected a positive finite number`);
+    return v;
   };
+  forbid('weight_g_idx', 'activation ordering (g_idx) is not applied by this reader');
   let q: Omit<QuantizedWeight, 'dequantized'>;
-  const strategy = w.strategy as string;
+  if (w.dynamic !== false) throw fail(name, `weights with dynamic ${JSON.stringify(w.dynamic)} are not supported (weights are static)`);
   if (type === 'int') {
     if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw fail(name, `num_bits ${JSON.stringify(bits)} is not an integer in 1..8`);
+    if (strategy !== 'group' && strategy !== 'channel') throw fail(name, `int weights with strategy '${strategy}' are not supported (group or channel)`);
     const shapeInfo = ckpt.has(`${name}.weight_shape`) ? need('weight_shape', ['I64', 'I32'], [2]) : null;
     const [rows, cols] = shapeInfo ? Array.from(ckpt.readFloat32(`${name}.weight_shape`)) : expected ?? [0, 0];
     if (!rows) throw fail(name, 'missing tensor \'weight_shape\'');
+    if (!expected && !(Number.isSafeInteger(rows) && Number.isSafeInteger(cols) && rows > 0 && cols > 0)) throw fail(name, `weight_shape [${rows}, ${cols}] is not a valid shape`);
     checkDims(rows, cols);
-    const G = strategy === 'channel' ? cols : (w.group_size as number);
-    if (!(Number.isInteger(G) && G > 0)) throw fail(name, `strategy ${strategy} with group_size ${w.group_size} is not supported`);
+    const G = strategy === 'channel' ? cols : w.groupSize!;
     const ng = Math.ceil(cols / G);
     const packedInfo = need('weight_packed', ['I32']);
     const newer = versionAtLeast(version, '0.18.0');
@@ -372,7 +387,7 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
     const scaleInfo = need('weight_scale', ['F16', 'BF16', 'F32'], [rows, ng]);
     const packed = new Int32Array(ckpt.readBytes(`${name}.weight_packed`).buffer);
     const stored = unpackInt32(packed, rows, cols, bits, layout);
-    const sym = w.symmetric !== false;
+    const sym = w.symmetric;
     let codes: Int8Array | Uint8Array = stored;
     let zeros: Uint8Array | undefined;
     if (sym) {
@@ -389,11 +404,12 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
       for (let g = 0; g < ng; g++) for (let r = 0; r < rows; r++) zeros[r * ng + g] = zt[g * rows + r];
     }
     const fmt: WeightFormat = { kind: 'int', bits, groupSize: strategy === 'channel' ? -1 : G, symmetric: sym };
-    q = { fmt, rows, cols, groupSize: G, codes, zeros, scales: ckpt.readFloat32(`${name}.weight_scale`), scaleDtype: scaleInfo.dtype as ScaleDtype };
+    const scales = finite('weight_scale', ckpt.readFloat32(`${name}.weight_scale`), [rows, ng]);
+    q = { fmt, rows, cols, groupSize: G, codes, zeros, scales, scaleDtype: scaleInfo.dtype as ScaleDtype };
   } else if (type === 'float' && bits === 4) {
-    const G = w.group_size as number;
-    const kind = G === 32 ? 'mxfp4' : G === 16 ? 'nvfp4' : null;
-    if (!kind) throw fail(name, `float4 weights with group_size ${G} are neither MXFP4 (32) nor NVFP4 (16)`);
+    const G = w.groupSize ?? 0;
+    const kind = G === 32 && strategy === 'group' ? 'mxfp4' : G === 16 && strategy === 'tensor_group' ? 'nvfp4' : null;
+    if (!kind) throw fail(name, `float4 weights with strategy '${strategy}' and group_size ${G} are neither MXFP4 (group, 32) nor NVFP4 (tensor_group, 16)`);
     const pinfo = need('weight_packed', ['U8']);
     if (pinfo.shape.length !== 2) throw fail(name, `tensor 'weight_packed' has shape [${pinfo.shape}], expected 2-D`);
     const [rows, cols] = [pinfo.shape[0], pinfo.shape[1] * 2];
@@ -403,13 +419,14 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
     const fmt: WeightFormat = { kind, bits: 4, groupSize: G, symmetric: true };
     if (kind === 'mxfp4') {
       need('weight_scale', ['U8'], [rows, ng]);
-      const scales = Float32Array.from(ckpt.readBytes(`${name}.weight_scale`), e8m0Value);
-      q = { fmt, rows, cols, groupSize: G, codes, scales };
+      const bytes = ckpt.readBytes(`${name}.weight_scale`);
+      const nan = bytes.indexOf(255);
+      if (nan >= 0) throw corrupt(`tensor 'weight_scale' has NaN (E8M0 byte 255) at ${position(nan, [rows, ng])}`);
+      q = { fmt, rows, cols, groupSize: G, codes, scales: Float32Array.from(bytes, e8m0Value) };
     } else {
       need('weight_scale', ['F8_E4M3'], [rows, ng]);
-      const scales = Float32Array.from(ckpt.readBytes(`${name}.weight_scale`), e4m3ToF32);
+      const scales = finite('weight_scale', Float32Array.from(ckpt.readBytes(`${name}.weight_scale`), e4m3ToF32), [rows, ng]);
       const gs = scalar('weight_global_scale');
-      if (!(gs > 0) || !Number.isFinite(gs)) throw fail(name, `weight_global_scale is ${gs}, expected a positive finite number`);
       q = { fmt, rows, cols, groupSize: G, codes, scales, globalScale: gs };
     }
   } else if (type === 'float' && bits === 8) {
@@ -420,18 +437,41 @@ function readLayer(ckpt: CheckpointTensors, name: string, group: Args, cfg: Mode
     if (strategy !== 'channel' && strategy !== 'tensor') throw fail(name, `FP8 weight strategy '${strategy}' is not supported (channel or tensor)`);
     const sinfo = need('weight_scale', ['F32', 'BF16', 'F16'], strategy === 'channel' ? [rows, 1] : undefined);
     if (strategy === 'tensor' && prod(sinfo.shape) !== 1) throw fail(name, `tensor 'weight_scale' has shape [${sinfo.shape}], expected one value for strategy tensor`);
-    q = { fmt: { kind: 'fp8', bits: 8, groupSize: strategy === 'tensor' ? 0 : -1, symmetric: true }, rows, cols, groupSize: cols, codes: ckpt.readBytes(`${name}.weight`), scales: ckpt.readFloat32(`${name}.weight_scale`) };
+    const codes = ckpt.readBytes(`${name}.weight`);
+    for (let i = 0; i < codes.length; i++) {
+      if ((codes[i] & 0x7f) === 0x7f) throw corrupt(`tensor 'weight' has NaN (float8_e4m3fn code 0x${codes[i].toString(16)}) at ${position(i, [rows, cols])}`);
+    }
+    const scales = finite('weight_scale', ckpt.readFloat32(`${name}.weight_scale`), sinfo.shape);
+    q = { fmt: { kind: 'fp8', bits: 8, groupSize: strategy === 'tensor' ? 0 : -1, symmetric: true }, rows, cols, groupSize: cols, codes, scales };
   } else {
     throw fail(name, `weights of type ${type} with ${bits} bits are not supported`);
   }
-  const a = group.input_activations as Args | null | undefined;
+  if (group.format !== null && !FORMATS_FOR[q.fmt.kind].includes(group.format))
+    throw fail(name, `format '${group.format}' does not store ${q.fmt.kind} weights (expected ${FORMATS_FOR[q.fmt.kind].join(' or ')})`);
+  const a = group.inputActivations;
+  // compressed-tensors names the format from the scheme (compressors/format.py): FP8 weights
+  // are float-quantized with input activations and naive-quantized without; pack-quantized
+  // is weight-only. A declared format that disagrees means input_activations was lost or
+  // added, which the tensors alone cannot show for dynamic activations.
+  if (group.format === 'float-quantized' && !a) throw fail(name, "format 'float-quantized' implies quantized input activations, but the group has none");
+  if (group.format === 'naive-quantized' && a) throw fail(name, "format 'naive-quantized' is weight-only, but the group quantizes input activations");
+  if (group.format === 'pack-quantized' && a) throw fail(name, "format 'pack-quantized' is weight-only, but the group quantizes input activations");
   let act: LayerActivation = { kind: 'none', dynamic: true, strategy: null };
   if (a) {
-    const kind = a.type === 'float' && a.num_bits === 8 ? 'fp8' : a.type === 'float' && a.num_bits === 4 ? 'nvfp4' : null;
-    if (!kind) throw fail(name, `input activations of type ${a.type} with ${a.num_bits} bits are not supported`);
-    act = { kind, dynamic: a.dynamic as boolean | 'local', strategy: (a.strategy as string) ?? null };
-    if (kind === 'fp8' && a.dynamic === false) act.inputScale = scalar('input_scale');
-    if (kind === 'nvfp4') act.inputGlobalScale = scalar('input_global_scale');
+    if (a.type === 'float' && a.numBits === 8) {
+      if (a.dynamic === true && a.strategy === 'token') act = { kind: 'fp8', dynamic: true, strategy: a.strategy };
+      else if (a.dynamic === false && a.strategy === 'tensor') act = { kind: 'fp8', dynamic: false, strategy: a.strategy, inputScale: scalar('input_scale') };
+      else throw fail(name, `FP8 input activations with strategy '${a.strategy}' and dynamic ${JSON.stringify(a.dynamic)} are not supported (token+dynamic or tensor+static)`);
+    } else if (a.type === 'float' && a.numBits === 4) {
+      if (a.strategy !== 'tensor_group' || a.groupSize !== 16 || a.dynamic !== 'local')
+        throw fail(name, `FP4 input activations must be NVFP4 (strategy tensor_group, group_size 16, dynamic 'local'), got strategy '${a.strategy}', group_size ${a.groupSize}, dynamic ${JSON.stringify(a.dynamic)}`);
+      act = { kind: 'nvfp4', dynamic: 'local', strategy: a.strategy, inputGlobalScale: scalar('input_global_scale') };
+    } else {
+      throw fail(name, `input activations of type ${a.type} with ${a.numBits} bits are not supported`);
+    }
   }
+  if (act.inputScale === undefined) forbid('input_scale', 'the group has no static FP8 input activations');
+  if (act.inputGlobalScale === undefined) forbid('input_global_scale', 'the group has no NVFP4 input activations');
+  if (q.fmt.kind !== 'nvfp4') forbid('weight_global_scale', `${q.fmt.kind} weights have no global scale`);
   return { q, act };
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
+import { parseJsonObject } from './json.ts';
 
 export interface ModelConfig {
   architecture: string;
@@ -46,12 +47,7 @@ export function readModelConfig(dir: string): ModelConfig {
   } catch {
     throw new UserError(`${path}: missing; a model directory needs config.json (Hugging Face layout)`);
   }
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  const raw = parseJsonObject(text, path, 'fix config.json');
   return parseModelConfig(raw, path);
 }
 

@@ -5,9 +5,11 @@
  * loaded whole. The writer is deterministic (sorted names, contiguous data) and atomic
  * (write to a temporary file, fsync, rename).
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import { DTYPE_BYTES, isDType, toFloat32, type DType } from './dtypes.ts';
+import { openRegularFile, readFully } from './files.ts';
+import { findJsonProblem, isObject, oneLine, printable, show } from './json.ts';
 
 export interface TensorInfo {
   name: string;
@@ -36,14 +38,9 @@ export class SafetensorsFile {
 
   /** Open and validate a file; throws UserError naming the file and the problem. */
   static open(path: string): SafetensorsFile {
-    let fd: number;
+    const { fd, size } = openRegularFile(path, 'a safetensors file');
     try {
-      fd = openSync(path, 'r');
-    } catch (e) {
-      throw new UserError(`${path}: cannot open safetensors file (${(e as NodeJS.ErrnoException).code ?? e})`);
-    }
-    try {
-      const { tensors, metadata } = parseHeader(path, fd, statSync(path).size);
+      const { tensors, metadata } = parseHeader(path, fd, size);
       return new SafetensorsFile(path, fd, tensors, metadata);
     } catch (e) {
       closeSync(fd);
@@ -61,11 +58,10 @@ export class SafetensorsFile {
   readBytes(name: string): Uint8Array {
     const t = this.info(name);
     const out = new Uint8Array(t.end - t.begin);
-    let done = 0;
-    while (done < out.length) {
-      const n = readSync(this.fd, out, done, out.length - done, t.begin + done);
-      if (n === 0) throw new UserError(`${this.path}: file ended inside tensor '${name}' (was it truncated while reading?)`);
-      done += n;
+    try {
+      readFully(this.fd, out, t.begin, this.path);
+    } catch (e) {
+      throw new UserError(`${this.path}: file ended inside tensor '${name}' (was it truncated while reading?)`, 2, { cause: e });
     }
     return out;
   }
@@ -82,41 +78,50 @@ export class SafetensorsFile {
 }
 
 function parseHeader(path: string, fd: number, size: number) {
-  const bad = (problem: string) => new UserError(`${path}: invalid safetensors header: ${problem}; re-download or re-export the file`);
+  const bad = (problem: string) => new UserError(printable(`${path}: invalid safetensors header: ${problem}; re-download or re-export the file`, 600));
   if (size < 8) throw bad(`file is ${size} bytes, shorter than the 8-byte header length (truncated file)`);
   const lenBuf = Buffer.alloc(8);
-  readSync(fd, lenBuf, 0, 8, 0);
+  readFully(fd, lenBuf, 0, path);
   const headerLen = lenBuf.readBigUInt64LE(0);
   if (headerLen > BigInt(size - 8)) throw bad(`header length ${headerLen} runs past the end of the file (${size} bytes)`);
   if (headerLen > BigInt(MAX_HEADER)) throw bad(`header length ${headerLen} exceeds ${MAX_HEADER} bytes`);
   const n = Number(headerLen);
   const buf = Buffer.alloc(n);
-  readSync(fd, buf, 0, n, 8);
-  let header: unknown;
+  readFully(fd, buf, 8, path);
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
     throw bad('header is not valid UTF-8 JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw bad('header is not a JSON object');
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(printable(`${path}: invalid safetensors header: header is not valid UTF-8 JSON (${oneLine((e as Error).message)}); re-download or re-export the file`, 600), 2, { cause: e });
+  }
+  const problem = findJsonProblem(text);
+  if (problem) throw bad(`${problem.problem} at ${problem.path}${problem.problem.startsWith('duplicate') ? ' (each tensor and field may be listed only once)' : ''}`);
+  if (!isObject(header)) throw bad('header is not a JSON object');
   const dataStart = 8 + n;
   const dataLen = size - dataStart;
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('__metadata__ is not an object');
-      metadata = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
+      if (!isObject(raw)) throw bad('__metadata__ is not an object');
+      for (const [k, v] of Object.entries(raw)) if (typeof v !== 'string') throw bad(`__metadata__ value '${k}' is ${show(v)}, not a string`);
+      metadata = raw as Record<string, string>;
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e !== 'object' || e === null) throw bad(`entry '${name}' is not an object`);
-    if (typeof e.dtype !== 'string' || !isDType(e.dtype)) throw bad(`tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (!isObject(e)) throw bad(`entry '${name}' is not an object`);
+    if (typeof e.dtype !== 'string' || !isDType(e.dtype)) throw bad(`tensor '${name}' has unknown dtype ${show(e.dtype)}`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      throw bad(`tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+      throw bad(`tensor '${name}' has an invalid shape ${show(e.shape)}`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0])
-      throw bad(`tensor '${name}' has invalid data_offsets ${JSON.stringify(off)}`);
+      throw bad(`tensor '${name}' has invalid data_offsets ${show(off)}`);
     const shape = e.shape as number[];
     const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
     if (off[1] - off[0] !== expected)
@@ -124,10 +129,17 @@ function parseHeader(path: string, fd: number, size: number) {
     if (off[1] > dataLen) throw bad(`tensor '${name}' ends at data offset ${off[1]}, past the end of the file's ${dataLen} data bytes (truncated file?)`);
     tensors.set(name, { name, dtype: e.dtype, shape, begin: dataStart + off[0], end: dataStart + off[1] });
   }
-  const spans = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < spans.length; i++) {
-    if (spans[i].begin < spans[i - 1].end) throw bad(`tensors '${spans[i - 1].name}' and '${spans[i].name}' overlap`);
+  // As the reference implementation requires: the data is covered exactly, in order, with
+  // no gaps and no overlaps, so every byte belongs to exactly one tensor.
+  const spans = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = dataStart;
+  for (let i = 0; i < spans.length; i++) {
+    const t = spans[i];
+    if (t.begin < pos) throw bad(`tensors '${spans[i - 1].name}' and '${t.name}' overlap`);
+    if (t.begin > pos) throw bad(`bytes ${pos - dataStart}..${t.begin - dataStart} of the data belong to no tensor (a hole before '${t.name}')`);
+    pos = t.end;
   }
+  if (pos !== size) throw bad(`the data has ${size - pos} bytes after the last tensor (header and data disagree)`);
   return { tensors, metadata };
 }
 

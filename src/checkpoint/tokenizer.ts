@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../errors.ts';
+import { oneLine, parseJsonObject } from './json.ts';
 
 export interface TextTokenizer {
   /** Token ids of `text`; BOS first when `addBos` (default `addBosDefault`) and the model has one. */
@@ -31,13 +32,8 @@ function readJson(path: string, required: boolean): Record<string, unknown> | nu
     if (!required) return null;
     throw new UserError(`${path}: missing; the model directory needs a Hugging Face tokenizer.json`);
   }
-  try {
-    const v = JSON.parse(text);
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
-    return v;
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message}); re-download or re-convert the model`);
-  }
+  // Strict: a duplicated vocabulary entry would silently change token ids.
+  return parseJsonObject(text, path, 're-download or re-convert the model');
 }
 
 /** A special-token field of tokenizer_config.json: a string or an AddedToken-like object. */
@@ -57,7 +53,7 @@ export async function loadTokenizer(modelDir: string): Promise<TextTokenizer> {
   try {
     tok = new Tokenizer(tokenizerJson, config);
   } catch (e) {
-    throw new UserError(`${jsonPath}: cannot be loaded (${(e as Error).message}); re-download or re-convert the model`);
+    throw new UserError(`${jsonPath}: cannot be loaded (${oneLine((e as Error).message)}); re-download or re-convert the model`, 2, { cause: e });
   }
 
   const idOf = (field: string): number | null => {

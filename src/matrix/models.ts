@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseJson } from '../checkpoint/json.ts';
 import { UserError, didYouMean } from '../errors.ts';
 import { getScheme, schemeNames } from '../quant/schemes.ts';
 
@@ -184,12 +185,7 @@ export interface LoadedModels {
 
 /** Parse and validate a models.json text; `where` names the file in messages. */
 export function parseModels(text: string, where: string, baseDir: string): LoadedModels {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${where}: not valid JSON (${(e as Error).message}); fix the syntax`);
-  }
+  const raw = parseJson(text, where, 'fix the syntax');
   const res = ModelsFileSchema.safeParse(raw);
   if (!res.success) {
     const issue = res.error.issues[0];

@@ -3,21 +3,19 @@
  * compressed-tensors checkpoint decompressed to exactly the dequantized weights its
  * quantizer produced, with its activation quantization emulated in the graph.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCompressedCheckpoint, type LayerActivation } from '../../checkpoint/compressed-tensors.ts';
+import { readJsonFile } from '../../checkpoint/json.ts';
 import type { ActQuant } from './actquant.ts';
-import { OnnxEngine, type OnnxEngineOptions } from './engine.ts';
+import { OnnxEngine, readGraphWeights, type OnnxEngineOptions } from './engine.ts';
+import { readModelConfig, type ModelConfig } from '../../checkpoint/config.ts';
 
-/** True when config.json declares a quantization_config. */
+/** True when config.json declares a quantization_config (a config.json that cannot be parsed is a UserError). */
 export function isQuantizedCheckpoint(dir: string): boolean {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) return false;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')).quantization_config != null;
-  } catch {
-    return false;
-  }
+  return readJsonFile(path, 'fix config.json').quantization_config != null;
 }
 
 function toActQuant(a: LayerActivation): ActQuant | null {
@@ -41,14 +39,35 @@ export interface OpenedCheckpoint {
   quantized: string[];
 }
 
-export async function openOnnxCheckpoint(dir: string, opts: Omit<OnnxEngineOptions, 'weights' | 'actQuant'> = {}): Promise<OpenedCheckpoint> {
-  if (!isQuantizedCheckpoint(dir)) return { engine: await OnnxEngine.open(dir, opts), quantized: [] };
-  const ckpt = readCompressedCheckpoint(dir);
+/** Everything the engine's graph is built from, read and checked (the fuzz tests compare these bit for bit). */
+export interface EngineWeights {
+  config: ModelConfig;
+  /** Every float tensor the graph reads, by name (dequantized for quantized Linears). */
+  weights: Map<string, Float32Array>;
+  actQuant: Map<string, ActQuant>;
+  /** Quantized Linear modules (empty for a float model). */
+  quantized: string[];
+}
+
+export function loadEngineWeights(dir: string): EngineWeights {
+  const config = readModelConfig(dir);
   const actQuant = new Map<string, ActQuant>();
-  for (const [name, a] of ckpt.activations) {
-    const q = toActQuant(a);
-    if (q) actQuant.set(name, q);
+  let overrides = new Map<string, Float32Array>();
+  let quantized: string[] = [];
+  if (isQuantizedCheckpoint(dir)) {
+    const ckpt = readCompressedCheckpoint(dir);
+    for (const [name, a] of ckpt.activations) {
+      const q = toActQuant(a);
+      if (q) actQuant.set(name, q);
+    }
+    overrides = ckpt.weights;
+    quantized = ckpt.quantized;
   }
-  const engine = await OnnxEngine.open(dir, { ...opts, weights: ckpt.weights, actQuant });
-  return { engine, quantized: ckpt.quantized };
+  return { config, weights: readGraphWeights(dir, config, overrides), actQuant, quantized };
+}
+
+export async function openOnnxCheckpoint(dir: string, opts: Omit<OnnxEngineOptions, 'weights' | 'actQuant'> = {}): Promise<OpenedCheckpoint> {
+  const { weights, actQuant, quantized } = loadEngineWeights(dir);
+  const engine = await OnnxEngine.open(dir, { ...opts, weights, actQuant });
+  return { engine, quantized };
 }

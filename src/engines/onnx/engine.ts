@@ -15,6 +15,7 @@
 import * as ort from 'onnxruntime-node';
 import { readModelConfig, type ModelConfig } from '../../checkpoint/config.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
+import { readFloatWeight, requireFinite } from '../../checkpoint/weights.ts';
 import { UserError } from '../../errors.ts';
 import type {
   Engine,
@@ -284,9 +285,6 @@ export function unsupportedFeature(config: ModelConfig, maxLength: number): stri
 function buildModelBytes(modelDir: string, config: ModelConfig, options: OnnxEngineOptions): Uint8Array {
   const shapes = llamaTensorShapes(config);
   const overrides = options.weights ?? new Map<string, Float32Array>();
-  for (const name of overrides.keys()) {
-    if (!shapes.has(name)) throw new UserError(`weights override '${name}' is not a tensor of this ${config.modelType} model (e.g. 'model.layers.0.mlp.down_proj.weight')`);
-  }
   for (const name of (options.actQuant ?? new Map()).keys()) {
     if (!shapes.has(`${name}.weight`) && !(name === 'lm_head' && config.tieWordEmbeddings)) {
       throw new UserError(`activation quantization for '${name}': no such Linear in this model (names look like 'model.layers.0.self_attn.q_proj')`);
@@ -302,25 +300,61 @@ function buildModelBytes(modelDir: string, config: ModelConfig, options: OnnxEng
     if (!shapes.has(`${name}.weight`) || name === 'model.embed_tokens' || name === 'lm_head') throw new UserError(`int4 weights for '${name}': no such Linear in this model (names look like 'model.layers.0.self_attn.q_proj')`);
     if (overrides.has(`${name}.weight`)) throw new UserError(`'${name}' has both a float weights override and int4 weights; pass one`);
   }
-  // Only open the checkpoint when some tensor is not supplied.
-  const needCkpt = [...shapes.keys()].some((n) => !overrides.has(n) && !int4.has(n.replace(/\.weight$/, '')));
-  const ckpt = needCkpt ? CheckpointTensors.open(modelDir) : null;
+  const weights = readGraphWeights(modelDir, config, overrides, int4);
   try {
     return buildLlamaGraph(
       config,
       (name, expected) => {
-        const data = overrides.get(name) ?? (ckpt!.has(name) ? ckpt!.readFloat32(name) : missing(modelDir, name));
-        if (data.length !== expected) throw new UserError(`${name}: ${data.length} values, the config implies ${expected}; weights and config.json disagree`);
-        return data;
+        const w = weights.get(name);
+        if (!w) throw new Error(`internal: graph reads '${name}', which readGraphWeights did not provide`);
+        if (w.length !== expected) throw new UserError(`${name}: ${w.length} values, the config implies ${expected}; weights and config.json disagree`);
+        return w;
       },
       { actQuant: options.actQuant, int4 },
     );
   } catch (e) {
     if (e instanceof Error && !(e instanceof UserError) && /^(activation quantization|int4 weights)/.test(e.message)) throw new UserError(e.message);
     throw e;
-  } finally {
-    ckpt?.close();
   }
+}
+
+/**
+ * Every float tensor the graph reads, by name: `overrides` as given, the rest from the
+ * checkpoint (opened only if needed), each checked: dtype, shape against config.json, every
+ * value finite. Linears given as `int4` are skipped (their codes are not float weights).
+ */
+export function readGraphWeights(
+  modelDir: string,
+  config: ModelConfig,
+  overrides: ReadonlyMap<string, Float32Array>,
+  int4: ReadonlyMap<string, Int4Linear> = new Map(),
+): Map<string, Float32Array> {
+  const shapes = llamaTensorShapes(config);
+  for (const name of overrides.keys()) {
+    if (!shapes.has(name)) throw new UserError(`weights override '${name}' is not a tensor of this ${config.modelType} model (e.g. 'model.layers.0.mlp.down_proj.weight')`);
+  }
+  const out = new Map<string, Float32Array>();
+  const fromCkpt: string[] = [];
+  for (const [name, dims] of shapes) {
+    if (int4.has(name.replace(/\.weight$/, ''))) continue;
+    const o = overrides.get(name);
+    if (!o) {
+      fromCkpt.push(name);
+      continue;
+    }
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (o.length !== n) throw new UserError(`${name}: ${o.length} values, the config implies ${n}; weights and config.json disagree`);
+    requireFinite(o, dims, `${modelDir}: weight '${name}'`);
+    out.set(name, o);
+  }
+  if (fromCkpt.length === 0) return out;
+  const ckpt = CheckpointTensors.open(modelDir);
+  try {
+    for (const name of fromCkpt) out.set(name, ckpt.has(name) ? readFloatWeight(ckpt, name, shapes.get(name)!) : missing(modelDir, name));
+  } finally {
+    ckpt.close();
+  }
+  return out;
 }
 
 function missing(dir: string, name: string): never {

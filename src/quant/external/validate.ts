@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { linearDims } from '../../checkpoint/compressed-tensors.ts';
+import { parseQuantizationConfig } from '../../checkpoint/quantization-config.ts';
 import { linearNames, parseModelConfig } from '../../checkpoint/config.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
 import { UserError } from '../../errors.ts';
@@ -86,6 +87,9 @@ export function validateQuantizedCheckpoint(dir: string, tool: string, expect?: 
   }
   const qc = raw.quantization_config as Obj | undefined;
   if (!qc || typeof qc !== 'object') throw new UserError(`${tool} output ${cfgPath} has no quantization_config; export with --format llm_compressor (compressed-tensors)`);
+  // The reader's checks (enum values, config groups, ignore/targets patterns) first, so a bad
+  // pattern or group is a one-line error here rather than a crash below.
+  if (qc.quant_method === 'compressed-tensors') parseQuantizationConfig(qc, `${tool} output ${cfgPath}`);
   if (qc.quant_method !== 'compressed-tensors') throw new UserError(`${tool} output ${cfgPath} has quant_method ${JSON.stringify(qc.quant_method)}, not "compressed-tensors"; export with --format llm_compressor`);
   const groups = qc.config_groups as Record<string, Obj> | undefined;
   if (!groups || typeof groups !== 'object' || Object.keys(groups).length === 0) throw new UserError(`${tool} output ${cfgPath}: quantization_config has no config_groups`);

@@ -9,6 +9,8 @@
 import { UserError } from '../../errors.ts';
 import { readModelConfig, linearNames } from '../../checkpoint/config.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
+import { linearDims } from '../../checkpoint/compressed-tensors.ts';
+import { readFloatWeight } from '../../checkpoint/weights.ts';
 import type { Scheme } from '../schemes.ts';
 import { absMax, fusedGlobalScale, intGroupSize, quantizeWeight, type QuantizedWeight, type ScaleDtype } from '../formats/index.ts';
 
@@ -41,7 +43,15 @@ export interface QuantizedLayers {
 }
 
 export function matchesIgnore(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => (p.startsWith('re:') ? new RegExp(p.slice(3)).test(name) : name === p || name.includes(p)));
+  return patterns.some((p) => (p.startsWith('re:') ? ignoreRegex(p).test(name) : name === p || name.includes(p)));
+}
+
+function ignoreRegex(p: string): RegExp {
+  try {
+    return new RegExp(p.slice(3));
+  } catch (e) {
+    throw new UserError(`--ignore ${JSON.stringify(p)}: not a valid regular expression (${(e as Error).message}); fix the pattern`, 2, { cause: e });
+  }
 }
 
 /** Which fused group a layer belongs to for NVFP4 global scales (null if none). */
@@ -99,9 +109,9 @@ export function readDecoderLinears(modelDir: string): Map<string, LayerWeight> {
       for (const name of linearNames(i)) {
         const t = `${name}.weight`;
         if (!ckpt.has(t)) throw new UserError(`${modelDir}: missing tensor '${t}' (config.json says ${cfg.numLayers} layers)`);
-        const info = ckpt.info(t);
-        if (info.shape.length !== 2) throw new UserError(`${modelDir}: '${t}' has shape [${info.shape}], expected a 2-D Linear weight`);
-        out.set(name, { w: ckpt.readFloat32(t), rows: info.shape[0], cols: info.shape[1] });
+        // dtype, shape against config.json, and every value finite: a NaN source weight would quantize to NaN scales.
+        const [rows, cols] = linearDims(cfg, name)!;
+        out.set(name, { w: readFloatWeight(ckpt, t, [rows, cols]), rows, cols });
       }
     }
     return out;
