@@ -7,7 +7,8 @@
  *     job ran twice, and a third run submits nothing;
  *   - a detached run followed by `bench status`: a task that fails is reported with its
  *     Slurm job id, state and log; its dependents never run;
- *   - SIGINT cancels the run's jobs: nothing left in squeue, no process left behind.
+ *   - SIGINT cancels the run's jobs: nothing left in squeue, no process left behind; so does
+ *     the first failure with --fail-fast; options sbatch refuses are a one-line error.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -150,4 +151,18 @@ test('options sbatch refuses: one line naming the problem, exit 2, nothing left 
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   const st = JSON.parse(readFileSync(join(dir, 'runs', 'p1', 'slurm', 'state.json'), 'utf8'));
   assert.deepEqual(st.arrays.map((a: { arrayJobId: string | null }) => a.arrayJobId), [null]);
+});
+
+test('--fail-fast: the first failed task cancels the rest of the run', { timeout: 300_000 }, async () => {
+  const dir = join(work, 'failfast');
+  // The RTN task of W8A8-FP8-STATIC fails within seconds; the AutoRound task beside it is still running then.
+  const r = await bench(['run', '--schemes', 'W8A8-FP8-STATIC,W3A16', '--methods', 'rtn,autoround', '--recipe', 'ci', '--suites', 'tinystories-ppl', '--limit', '2', '--no-report', '--json', '--executor', 'slurm', '--fail-fast', '--bench-dir', dir, '--run-id', 'ff']).done;
+  assert.equal(r.code, 1, r.stderr);
+  const { summary } = JSON.parse(r.stdout);
+  assert.equal(summary.failed[0].label, 'stories260k W8A8-FP8-STATIC rtn');
+  assert.equal(summary.failed[0].where.state, 'FAILED');
+  assert.ok(summary.failed.length >= 2, 'the AutoRound task running beside it was cancelled');
+  assert.ok(summary.failed.slice(1).every((f: { error: string }) => /cancelled \(--fail-fast after a failure\)/.test(f.error)), JSON.stringify(summary.failed));
+  assert.ok(summary.ran < 4, 'not everything ran');
+  assert.deepEqual(queue(arrayIds(join(dir, 'runs', 'ff'))).filter((t) => !/CANCELLED|COMPLETED|FAILED/.test(t.state)), []);
 });

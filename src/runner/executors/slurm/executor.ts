@@ -9,10 +9,10 @@
  * again with the job id), so that an orchestrator killed at any point is replaced by a
  * rerun (of the same run, or the same command as a new run in the same bench dir) that
  * follows the tasks still queued or running instead of submitting them again: no job
- * runs twice. A failed task is reported with its
- * job id, state and log; the tasks that depend on it are cancelled (Slurm's
- * kill_invalid_depend does it too where configured). On abort (Ctrl-C, SIGTERM) every
- * task of the run is cancelled and the executor waits until squeue lists none of them.
+ * runs twice. A failed task is reported with its job id, state and log; the tasks that
+ * depend on it are cancelled (Slurm's kill_invalid_depend does it too where configured).
+ * On abort (Ctrl-C, SIGTERM), or after the first failure with --fail-fast, every task of
+ * the run is cancelled and the executor waits until squeue lists none of them.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -304,6 +304,7 @@ export class SlurmExecutor implements Executor {
       board.settle();
       if (orphans.length) await scancel(orphans);
       if (!board.jobs.some(active)) return {};
+      if (opts.failFast && board.summary.failed.length) return this.abort(board, tasks, index, 'fail-fast');
       await sleep(pollMs, opts.signal);
     }
   }
@@ -321,9 +322,11 @@ export class SlurmExecutor implements Executor {
   }
 
   /** Cancel every task of the run and wait until squeue lists none of them as queued or running. */
-  private async abort(board: JobBoard, tasks: Map<string, { job: Job; array: ArrayEntry }>, index: Map<string, number>): Promise<ExecuteOutcome> {
+  private async abort(
+    board: JobBoard, tasks: Map<string, { job: Job; array: ArrayEntry }>, index: Map<string, number>, why: 'interrupted' | 'fail-fast' = 'interrupted',
+  ): Promise<ExecuteOutcome> {
     const arrays = [...new Set([...tasks.values()].map((t) => t.array.arrayJobId!))];
-    if (this.o.onAbort === 'detach') return { detached: true };
+    if (why === 'interrupted' && this.o.onAbort === 'detach') return { detached: true };
     this.o.log(`slurm: cancelling job(s) ${arrays.join(', ')}`);
     await scancel(arrays);
     const until = Date.now() + 60_000;
@@ -333,7 +336,7 @@ export class SlurmExecutor implements Executor {
       await new Promise((r) => setTimeout(r, 250));
     }
     for (const { job: j } of tasks.values())
-      if (board.state(j.id) === 'running') board.fail(j, index.get(j.id)!, `${j.label}: cancelled (the run was interrupted)`);
+      if (board.state(j.id) === 'running') board.fail(j, index.get(j.id)!, `${j.label}: cancelled (${why === 'fail-fast' ? '--fail-fast after a failure' : 'the run was interrupted'})`);
     board.skipPending();
     board.settle();
     return {};
