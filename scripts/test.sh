@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README's second command; .ci/run calls it). On a fresh machine it
 # installs what the tests need: npm packages, Debian's chromium for the browser test, and the
-# Python tool environments (auto-round, llm-compressor, lm-eval) the equality tests run.
+# Python tool environments (auto-round, llm-compressor, lm-eval) the equality tests run, and a one-node Slurm cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -15,4 +15,8 @@ fi
 # The real tools the tests check against: pinned Python environments, built once per machine
 # under ~/.cache/lowbit-bench/envs (harness/envs/README.md); a second run installs nothing.
 ./bin/bench.js env
+# A one-node Slurm cluster for test/slurm/ (Debian's slurm-wlm and munge, started by hand);
+# stopped again however the tests end.
+bash scripts/slurm/up.sh
+trap 'bash scripts/slurm/down.sh' EXIT
 npm test

@@ -150,7 +150,7 @@ const cases: Case[] = [
   { what: 'non-string in targets', args: () => evalArgs(withQc(W4, (qc) => (qc.config_groups.group_0.targets = [null]))),
     expect: /config_groups\.group_0\.targets\[0\] is null, expected a module name/ },
   { what: "--ignore 're:(' on the command line", spawn: true, args: () => ['quantize', '--model', MODEL, '--scheme', 'W4A16', '--method', 'rtn', '--group-size', '32', '--ignore', 're:(', '--out', join(root, 'never-written')],
-    expect: /--ignore "re:\(": not a valid regular expression/ },
+    expect: /--ignore ['"]re:\(['"]: not a valid regular expression/ },
   { what: 'non-string weight_map value', args: () => evalArgs(sharded((ix) => (ix.weight_map['model.norm.weight'] = 3))),
     expect: /weight_map\['model\.norm\.weight'\] is 3, expected a shard file name/ },
   { what: 'model.safetensors that is a directory', args: () => {
