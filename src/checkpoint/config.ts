@@ -81,7 +81,7 @@ const METADATA_KEYS = new Set([
   'output_hidden_states', 'output_attentions', 'return_dict', 'chunk_size_feed_forward', 'is_encoder_decoder',
   'problem_type', 'id2label', 'label2id', 'tokenizer_class', 'task_specific_params', 'finetuning_task', 'prefix',
   'quantization_config', 'compression_config', 'max_length', 'min_length', 'do_sample', 'temperature', 'top_p', 'top_k',
-  'num_beams', 'repetition_penalty', 'use_bfloat16', 'tf_legacy_loss', 'torchscript',
+  'num_beams', 'repetition_penalty', 'use_bfloat16', 'tf_legacy_loss', 'torchscript', 'is_llama_config',
 ]);
 
 /** Keys this reader interprets (per family, some only to check they hold the neutral value). */
@@ -90,7 +90,7 @@ const READ_KEYS = new Set([
   'head_dim', 'vocab_size', 'max_position_embeddings', 'rms_norm_eps', 'rope_theta', 'rope_scaling', 'rope_parameters',
   'partial_rotary_factor', 'original_max_position_embeddings', 'tie_word_embeddings', 'hidden_act', 'mlp_bias',
   'attention_bias', 'bos_token_id', 'eos_token_id', 'sliding_window', 'use_sliding_window', 'max_window_layers',
-  'layer_types', 'use_mrope',
+  'layer_types', 'use_mrope', 'rope_interleaved',
 ]);
 
 const ROPE_KEYS: Record<string, string[]> = {
@@ -162,6 +162,8 @@ export function parseModelConfig(raw: Record<string, unknown>, where = 'config.j
   if (act !== 'silu') refuse(`hidden_act ${JSON.stringify(act)} (only silu)`);
   if (bool('mlp_bias', false)) refuse('mlp_bias true');
   if (bool('use_mrope', false)) refuse('use_mrope true (multimodal RoPE)');
+  // SmolLM-style configs state the RoPE pairing; transformers always rotates halves.
+  if (bool('rope_interleaved', false)) refuse('rope_interleaved true (interleaved RoPE pairs)');
   let attentionBias: boolean;
   if (family.bias === 'fixed') {
     if ('attention_bias' in raw && raw.attention_bias !== true) refuse(`attention_bias ${JSON.stringify(raw.attention_bias)} (${modelType} always has q/k/v biases)`);

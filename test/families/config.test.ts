@@ -86,6 +86,7 @@ test('what the engine cannot run is refused by name, with a UserError', () => {
     [tiny('llama', { sliding_window: 16 }), /sliding_window/],
     [tiny('mistral', { attention_bias: true }), /attention_bias true/],
     [tiny('qwen2', { use_mrope: true }), /use_mrope/],
+    [tiny('llama', { rope_interleaved: true }), /rope_interleaved true/],
     [tiny('qwen3', { layer_types: ['full_attention', 'chunked_attention', 'full_attention'] }), /layer type "chunked_attention"/],
     [tiny('qwen3', { num_experts: 8, num_experts_per_tok: 2 }), /key 'num_experts'/],
     [tiny('llama', { some_new_switch: true }), /key 'some_new_switch'/],
