@@ -238,6 +238,12 @@ function readRope(raw: Record<string, unknown>, maxPositions: number, where: str
   for (const [name, d] of dicts) {
     for (const [k, v] of Object.entries(d)) put(`${name}.${k}`, k === 'type' ? 'rope_type' : k, v);
   }
+  // transformers lets rope_scaling replace rope_parameters whole: a key only one of them states
+  // would be dropped, so both must state the same keys.
+  if (dicts.length === 2) {
+    const keys = dicts.map(([, d]) => Object.keys(d).map((k) => (k === 'type' ? 'rope_type' : k)).sort().join(','));
+    if (keys[0] !== keys[1]) throw new UserError(`${where}: rope_parameters {${keys[0]}} and rope_scaling {${keys[1]}} state different keys; keep one`);
+  }
   for (const k of ['rope_theta', 'partial_rotary_factor']) if (raw[k] != null) put(k, k, raw[k]);
   const type = merged.rope_type ?? 'default';
   if (typeof type !== 'string' || !(type in ROPE_KEYS)) refuse(`RoPE type ${JSON.stringify(type)} (supported: default, llama3)`);

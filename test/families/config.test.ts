@@ -102,6 +102,7 @@ test('bad numbers are refused: ambiguous RoPE, eps, head_dim, token ids', () => 
     [tiny('llama', { rope_theta: 10000, rope_parameters: { rope_type: 'default', rope_theta: 500000 } }), /rope_parameters\.rope_theta.*rope_theta|says rope_theta/],
     [tiny('llama', { rope_scaling: { ...llama3Scaling, rope_theta: 1 }, rope_parameters: { ...llama3Scaling, rope_theta: 2 } }), /keep one/],
     [tiny('llama', { rope_scaling: { rope_type: 'llama3', factor: 8 } }), /needs 'low_freq_factor'/],
+    [tiny('llama', { rope_parameters: { rope_type: 'default', rope_theta: 1e6 }, rope_scaling: { rope_type: 'default' } }), /state different keys; keep one/],
     [tiny('llama', { rope_scaling: { ...llama3Scaling, low_freq_factor: 4, high_freq_factor: 1 } }), /high_freq_factor 1 must exceed/],
     [tiny('llama', { rope_theta: -5 }), /rope_theta must be a positive number/],
     [tiny('llama', { rms_norm_eps: 0 }), /rms_norm_eps/],
