@@ -128,6 +128,10 @@ export function parseModelConfig(raw: Record<string, unknown>, where = 'config.j
   for (const key of Object.keys(raw)) {
     if (!READ_KEYS.has(key) && !METADATA_KEYS.has(key)) refuse(`key '${key}' (not understood, and it may change the forward pass)`);
   }
+  // AutoModelForCausalLM dispatches on model_type; a head other than a causal LM's is not ours.
+  if (raw.architectures != null && !(Array.isArray(raw.architectures) && raw.architectures.some((a) => typeof a === 'string' && a.endsWith('ForCausalLM')))) {
+    refuse(`architectures ${JSON.stringify(raw.architectures)} (not a causal LM head)`);
+  }
   const int = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new UserError(`${where}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`);
@@ -189,7 +193,7 @@ export function parseModelConfig(raw: Record<string, unknown>, where = 'config.j
   tokenId('pad_token_id', raw.pad_token_id);
   const eos = Array.isArray(raw.eos_token_id) ? raw.eos_token_id.map((v) => tokenId('eos_token_id', v)) : [tokenId('eos_token_id', raw.eos_token_id)];
   return {
-    architecture: Array.isArray(raw.architectures) ? String(raw.architectures[0]) : '',
+    architecture: Array.isArray(raw.architectures) ? String(raw.architectures.find((a) => String(a).endsWith('ForCausalLM'))) : '',
     modelType,
     hiddenSize,
     intermediateSize: int('intermediate_size'),

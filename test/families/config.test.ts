@@ -91,6 +91,7 @@ test('what the engine cannot run is refused by name, with a UserError', () => {
     [tiny('qwen3', { num_experts: 8, num_experts_per_tok: 2 }), /key 'num_experts'/],
     [tiny('llama', { some_new_switch: true }), /key 'some_new_switch'/],
     [tiny('gemma'), /model_type 'gemma' is not supported/],
+    [tiny('qwen2', { architectures: ['Qwen2ForSequenceClassification'] }), /architectures .*not a causal LM head/],
   ];
   for (const [raw, named] of refused) {
     assert.throws(() => parseModelConfig(raw), (e: unknown) => e instanceof UserError && named.test(e.message) && !e.message.includes('\n'), JSON.stringify(raw));
