@@ -23,6 +23,9 @@ import { readModelConfig, linearNames, type ModelConfig } from '../../src/checkp
 import { CheckpointTensors } from '../../src/checkpoint/tensors.ts';
 import { OnnxEngine } from '../../src/engines/onnx/engine.ts';
 import { blockForward, blockShape, BlockWorkspace, type BlockParams, type BlockShape } from '../../src/quant/autoround/block.ts';
+import { autoRound, getRecipe } from '../../src/quant/autoround/index.ts';
+import { getScheme } from '../../src/quant/schemes.ts';
+import { UserError } from '../../src/errors.ts';
 
 const FAMILIES = ['llama3', 'qwen3', 'qwen2', 'mistral'] as const;
 const LOGPROB_TOL = 1e-4;
@@ -160,4 +163,12 @@ test('the checks can fail: each family switch, dropped, moves the numbers far pa
   assert.ok(blockDiff(join(out, 'qwen2'), 'qwen2', undefined, (p) => ({ ...p, bias: [null, null, null] })) > 100 * BLOCK_TOL);
   // Mistral with a Qwen-sized theta is visibly different too.
   assert.ok(blockDiff(join(out, 'mistral'), 'mistral', (s) => ({ ...s, theta: 10000 })) > 100 * BLOCK_TOL);
+});
+
+test('a sliding window shorter than what is scored or calibrated is refused; a longer one is not', async () => {
+  const dir = variant('mistral', (raw) => { raw.sliding_window = 16; });
+  await assert.rejects(OnnxEngine.open(dir, { maxLength: 32 }), (e: unknown) => e instanceof UserError && /sliding_window 16 shorter than the window 32/.test(e.message));
+  await (await OnnxEngine.open(dir, { maxLength: 16 })).close();
+  const recipe = getRecipe('light', { iters: 1, nsamples: 2, seqlen: 32, batchSize: 1 });
+  await assert.rejects(autoRound(dir, getScheme('W4A16'), recipe, { maxBlocks: 1, threads: 1 }), (e: unknown) => e instanceof UserError && /sliding_window 16 is shorter than the calibration seqlen 32/.test(e.message));
 });
