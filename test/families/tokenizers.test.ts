@@ -4,7 +4,7 @@
  * against transformers' AutoTokenizer (the `eval` tool environment) on the same texts: the
  * bundled TinyStories stories plus emoji, CJK, combining marks, leading/repeated spaces,
  * newlines and special-token strings. BOS follows tokenizer_config.json: Llama 3 prepends
- * <|begin_of_text|>, Qwen3 prepends nothing.
+ * <|begin_of_text|>, Qwen3 prepends nothing. Decoding (special tokens skipped) matches too.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,7 +41,7 @@ const EXTRA = [
 
 let tmp = '';
 let texts: string[] = [];
-let hf: Record<string, { class: string; bos_token_id: number | null; with: number[][]; without: number[][] }>;
+let hf: Record<string, { class: string; bos_token_id: number | null; with: number[][]; without: number[][]; decoded: string[] }>;
 
 before(async () => {
   const env = await requireToolEnv('eval');
@@ -56,8 +56,8 @@ after(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-function compare(ids: (t: string) => number[], want: number[][]): void {
-  texts.forEach((t, i) => assert.deepEqual(ids(t), want[i], `text ${i}: ${JSON.stringify(t.slice(0, 60))}`));
+function compare<T>(ours: (t: string) => T, want: T[]): void {
+  texts.forEach((t, i) => assert.deepEqual(ours(t), want[i], `text ${i}: ${JSON.stringify(t.slice(0, 60))}`));
 }
 
 test('Llama 3.1: ids equal AutoTokenizer, <|begin_of_text|> prepended by default', async () => {
@@ -68,6 +68,8 @@ test('Llama 3.1: ids equal AutoTokenizer, <|begin_of_text|> prepended by default
   assert.equal(tok.addBosDefault, true);
   compare((t) => tok.encode(t), ref.with);
   compare((t) => tok.encode(t, { addBos: false }), ref.without);
+  // Decoding drops special tokens and changes no spacing, as transformers 5 does.
+  compare((t) => tok.decode(tok.encode(t)), ref.decoded);
   // A special token written in the text is that token, not its characters.
   assert.deepEqual(tok.encode('<|eot_id|>', { addBos: false }), [128009]);
 });
@@ -80,5 +82,6 @@ test('Qwen3: ids equal AutoTokenizer, nothing prepended', async () => {
   assert.equal(tok.addBosDefault, false);
   compare((t) => tok.encode(t), ref.with);
   compare((t) => tok.encode(t, { addBos: false }), ref.without);
+  compare((t) => tok.decode(tok.encode(t)), ref.decoded);
   assert.deepEqual(tok.encode('<|im_start|><|im_end|>'), [151644, 151645]);
 });
