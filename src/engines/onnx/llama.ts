@@ -1,7 +1,7 @@
 /**
- * The ONNX graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v biases,
- * Qwen3 with per-head q/k RMSNorm; GQA; rotate-half RoPE; RMSNorm; SwiGLU; tied or
- * untied lm_head), with float32 weights as initializers. Scoring happens inside the
+ * The ONNX graph of a Llama-family decoder (Llama 2/3.x, Mistral, Qwen2 with q/k/v biases,
+ * Qwen3 with per-head q/k RMSNorm; GQA; rotate-half RoPE, Llama 3 frequency scaling; RMSNorm;
+ * SwiGLU; tied or untied lm_head), with float32 weights as initializers. Scoring happens inside the
  * graph so that full logits never cross into JS:
  *
  *   inputs   input_ids [B,S] int64, attention_mask [B,S] int64 (right padding),

@@ -1,7 +1,7 @@
 /**
  * One Llama-family decoder layer, forward and backward, for one sample of T tokens:
  *   h1 = RMSNorm(x)·g1 ; q,k,v = h1·Wᵀ (+bias) ; [Qwen3: per-head RMSNorm of q,k] ; rotate-half
- *   RoPE ; grouped-query causal softmax attention ; x2 = x + a·Woᵀ ;
+ *   RoPE (Llama 3: scaled frequencies) ; grouped-query causal softmax attention ; x2 = x + a·Woᵀ ;
  *   h2 = RMSNorm(x2)·g2 ; y = x2 + (silu(h2·Wgᵀ) ⊙ h2·Wuᵀ)·Wdᵀ
  * Activations entering each Linear may be fake-quantized (W4A4 / W8A8 schemes). The backward
  * returns dL/dx and accumulates dL/dW for the 7 Linear weights as used in the forward.
