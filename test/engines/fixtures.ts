@@ -104,6 +104,7 @@ export function reference64(
       rms(c, W(name));
       return c;
     });
+  if (cfg.ropeScaling) throw new Error('reference64: rope scaling is not implemented here (test/families checks it against transformers)');
   const rope = (v: Float64Array, off: number, p: number) => {
     const half = hd / 2;
     for (let j = 0; j < half; j++) {

@@ -66,6 +66,8 @@ function rope(v: Float64Array, off: number, headDim: number, pos: number, theta:
 /** Logits for every position, row-major (tokens.length x vocabSize). */
 export function referenceLogits(config: ModelConfig, weights: Weights, tokens: number[]): Float64Array {
   const { hiddenSize: D, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: hd, vocabSize: V, rmsNormEps: eps, ropeTheta } = config;
+  // Plain RoPE only; scaled RoPE is checked against transformers in test/families.
+  if (config.ropeScaling) throw new Error('reference forward: rope scaling is not implemented here');
   const T = tokens.length;
   const groups = H / KV;
   const embed = get(weights, 'model.embed_tokens.weight', V * D);

@@ -265,19 +265,13 @@ export class OnnxEngine implements Engine {
 }
 
 /**
- * Config features the graph does not implement. Refusing them beats a silently wrong
- * number (e.g. Llama 3's rope_scaling changes every RoPE frequency).
+ * What the graph cannot run for this window. Everything else a config can say is read or
+ * refused by `parseModelConfig`; a sliding window only changes results once a sequence is
+ * longer than the window.
  */
 export function unsupportedFeature(config: ModelConfig, maxLength: number): string | null {
-  const raw = config.raw;
-  const act = raw.hidden_act ?? raw.hidden_activation;
-  if (act !== undefined && act !== 'silu') return `hidden_act '${String(act)}' (only silu)`;
-  const rs = raw.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
-  if (rs != null && (rs.rope_type ?? rs.type ?? 'default') !== 'default') return `rope_scaling '${rs.rope_type ?? rs.type}'`;
-  if (raw.mlp_bias === true) return 'mlp_bias';
-  const sw = raw.sliding_window;
-  const swOn = config.modelType === 'mistral' || raw.use_sliding_window === true;
-  if (swOn && typeof sw === 'number' && sw < maxLength) return `sliding_window ${sw} shorter than the window ${maxLength}`;
+  const sw = config.slidingWindow;
+  if (sw !== null && sw < maxLength) return `sliding_window ${sw} shorter than the window ${maxLength}`;
   return null;
 }
 

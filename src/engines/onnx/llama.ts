@@ -1,7 +1,7 @@
 /**
- * The ONNX graph of a Llama-family decoder (Llama, Mistral, Qwen2 with q/k/v biases,
- * Qwen3 with per-head q/k RMSNorm; GQA; rotate-half RoPE; RMSNorm; SwiGLU; tied or
- * untied lm_head), with float32 weights as initializers. Scoring happens inside the
+ * The ONNX graph of a Llama-family decoder (Llama 2/3.x, Mistral, Qwen2 with q/k/v biases,
+ * Qwen3 with per-head q/k RMSNorm; GQA; rotate-half RoPE, Llama 3 frequency scaling; RMSNorm;
+ * SwiGLU; tied or untied lm_head), with float32 weights as initializers. Scoring happens inside the
  * graph so that full logits never cross into JS:
  *
  *   inputs   input_ids [B,S] int64, attention_mask [B,S] int64 (right padding),
@@ -13,7 +13,7 @@
  * Gemm with transB (the PyTorch [out, in] layout needs no transposed copy).
  */
 import type { ModelConfig } from '../../checkpoint/config.ts';
-import { linearNames } from '../../checkpoint/config.ts';
+import { linearNames, ropeInvFreq } from '../../checkpoint/config.ts';
 import { DT } from './proto.ts';
 import { GraphBuilder } from './graph.ts';
 import { fakeQuantActivation, validateActQuant, type ActQuant } from './actquant.ts';
@@ -62,15 +62,19 @@ export function llamaTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   return m;
 }
 
-/** RoPE tables [maxPositions, headDim] (halves duplicated), computed in float64 and rounded once. */
+/**
+ * RoPE tables [maxPositions, headDim] (halves duplicated): inverse frequencies (Llama 3 scaling
+ * included) and angles in float64, rounded to float32 once.
+ */
 export function ropeTables(cfg: ModelConfig): { cos: Float32Array; sin: Float32Array } {
   const d = cfg.headDim;
   const half = d / 2;
+  const inv = ropeInvFreq(cfg, 'float64');
   const cos = new Float32Array(cfg.maxPositions * d);
   const sin = new Float32Array(cfg.maxPositions * d);
   for (let p = 0; p < cfg.maxPositions; p++) {
     for (let j = 0; j < half; j++) {
-      const angle = p * Math.pow(cfg.ropeTheta, (-2 * j) / d);
+      const angle = p * inv[j];
       const c = Math.cos(angle);
       const s = Math.sin(angle);
       cos[p * d + j] = cos[p * d + j + half] = c;

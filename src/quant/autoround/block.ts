@@ -1,12 +1,12 @@
 /**
  * One Llama-family decoder layer, forward and backward, for one sample of T tokens:
  *   h1 = RMSNorm(x)·g1 ; q,k,v = h1·Wᵀ (+bias) ; [Qwen3: per-head RMSNorm of q,k] ; rotate-half
- *   RoPE ; grouped-query causal softmax attention ; x2 = x + a·Woᵀ ;
+ *   RoPE (Llama 3: scaled frequencies) ; grouped-query causal softmax attention ; x2 = x + a·Woᵀ ;
  *   h2 = RMSNorm(x2)·g2 ; y = x2 + (silu(h2·Wgᵀ) ⊙ h2·Wuᵀ)·Wdᵀ
  * Activations entering each Linear may be fake-quantized (W4A4 / W8A8 schemes). The backward
  * returns dL/dx and accumulates dL/dW for the 7 Linear weights as used in the forward.
  */
-import type { ModelConfig } from '../../checkpoint/config.ts';
+import { ropeInvFreq, type Llama3RopeScaling, type ModelConfig } from '../../checkpoint/config.ts';
 import { expNeg, mmNN, mmNT, mmTNacc, sigmoid, type F, type FCtor } from './kernels.ts';
 import { attentionBackwardF32, attentionForwardF32, simdAttentionAvailable } from './simd.ts';
 import { fp8, e2m1 } from './qdq.ts';
@@ -21,6 +21,8 @@ export interface BlockShape {
   headDim: number;
   eps: number;
   theta: number;
+  /** Llama 3 RoPE frequency scaling (absent or null: plain RoPE). */
+  ropeScaling?: Llama3RopeScaling | null;
   qkNorm: boolean;
   bias: boolean;
 }
@@ -28,7 +30,7 @@ export interface BlockShape {
 export function blockShape(c: ModelConfig): BlockShape {
   return {
     hidden: c.hiddenSize, inter: c.intermediateSize, nHeads: c.numHeads, nKv: c.numKvHeads,
-    headDim: c.headDim, eps: c.rmsNormEps, theta: c.ropeTheta, qkNorm: c.qkNorm, bias: c.attentionBias,
+    headDim: c.headDim, eps: c.rmsNormEps, theta: c.ropeTheta, ropeScaling: c.ropeScaling, qkNorm: c.qkNorm, bias: c.attentionBias,
   };
 }
 
@@ -92,14 +94,14 @@ export class BlockWorkspace {
     this.tA = n(wide); this.tB = n(wide);
     this.Wt = new ctor(Math.max(...linearShapes(s).map(([r, c]) => r * c)));
     this.kp = n(kd); this.vp = n(kd); this.dkp = new Float64Array(T * kd); this.dvp = new Float64Array(T * kd);
-    // RoPE tables as HF computes them: inv_freq and angles in float32.
+    // RoPE tables as HF computes them: inv_freq and angles in float32 (float64 for a float64 workspace).
     const half = s.headDim / 2;
     this.cos = new Float64Array(T * half); this.sin = new Float64Array(T * half);
     const fr = ctor === Float32Array ? Math.fround : (x: number) => x;
+    const inv = ropeInvFreq({ headDim: s.headDim, ropeTheta: s.theta, ropeScaling: s.ropeScaling ?? null }, ctor === Float32Array ? 'float32' : 'float64');
     for (let i = 0; i < half; i++) {
-      const inv = fr(1 / fr(s.theta ** ((2 * i) / s.headDim)));
       for (let t = 0; t < T; t++) {
-        const ang = fr(t * inv);
+        const ang = fr(t * inv[i]);
         this.cos[t * half + i] = fr(Math.cos(ang));
         this.sin[t * half + i] = fr(Math.sin(ang));
       }

@@ -95,7 +95,6 @@ export async function autoRound(
   if (scheme.weights.kind === 'none') throw new UserError(`scheme ${scheme.name} is not quantized; there is nothing for AutoRound to do`);
   const recipe = typeof recipeIn === 'string' ? getRecipe(recipeIn) : recipeIn;
   const cfg = readModelConfig(modelDir);
-  if (cfg.raw.rope_scaling != null) throw new UserError(`${modelDir}: rope_scaling is not supported by the embedded AutoRound; use the auto-round CLI path`);
   const seed = options.seed ?? 42;
   const lr = recipe.lr ?? autoLr(recipe.iters, scheme.weights.bits);
   const minmaxLr = options.minmaxLr ?? lr;
@@ -103,6 +102,8 @@ export async function autoRound(
   const D = s.hidden;
   const calib = await buildCalibration(modelDir, { seqlen: recipe.seqlen, nsamples: recipe.nsamples, seed, file: options.calibrationFile });
   const n = calib.nsamples, T = calib.seqlen;
+  // The block attends over all T positions; a shorter sliding window would change the result.
+  if (cfg.slidingWindow !== null && cfg.slidingWindow < T) throw new UserError(`${modelDir}/config.json: sliding_window ${cfg.slidingWindow} is shorter than the calibration seqlen ${T}; lower --seqlen to at most ${cfg.slidingWindow}`);
   const weights = readDecoderLinears(modelDir);
   const names = [...weights.keys()];
   const { quantized, skipped } = selectLayers(names, (x) => weights.get(x)!, { ignore: options.ignore, skipUnaligned: options.skipUnaligned });
