@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeAtomic } from '../checkpoint/safetensors.ts';
-import { UserError } from '../errors.ts';
+import { UserError, describeFailure, type FailureInfo } from '../errors.ts';
 import type { BaseJob, EvalJob, Job, ModelInfo, Plan, QuantizeJob } from '../matrix/plan.ts';
 import type { ResolvedModel } from '../matrix/models.ts';
 import { appendRecords, ledgerPath, readLedger } from '../results/ledger.ts';
@@ -113,7 +113,7 @@ export interface RunSummary {
   ran: number;
   /** Jobs whose output was already in the cache. */
   cached: number;
-  failed: { id: string; label: string; error: string }[];
+  failed: ({ id: string; label: string } & FailureInfo)[];
   skipped: number;
   /** Records appended to the ledger by this invocation. */
   appended: number;
@@ -365,7 +365,7 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
                 const msg = e instanceof Error ? e.message : String(e);
                 status.set(j.id, 'failed');
                 finished++;
-                summary.failed.push({ id: j.id, label: j.label, error: msg });
+                summary.failed.push({ id: j.id, label: j.label, ...describeFailure(e) });
                 emit({ type: 'job-failed', job: j, index, total, error: msg });
                 skipDependents(j.id, `${j.label} failed`);
                 if (opts.failFast) stopped = true;

@@ -10,8 +10,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseProgress, runAutoRound, runLlmCompressor, stripAnsi, validateQuantizedCheckpoint, type Progress } from '../../src/quant/external/index.ts';
-import { UserError } from '../../src/errors.ts';
+import { parseProgress, runAutoRound, runLlmCompressor, validateQuantizedCheckpoint, type Progress } from '../../src/quant/external/index.ts';
+import { stripAnsi } from '../../src/process/index.ts';
+import { ToolError } from '../../src/errors.ts';
 
 const FAKE = resolve(import.meta.dirname, 'fixtures/fake-quantizer.mjs');
 const PY = resolve(import.meta.dirname, 'fixtures/fake-python.mjs');
@@ -33,11 +34,13 @@ async function assertGone(pid: number | undefined): Promise<void> {
   }
   assert.fail(`child ${pid} still running`);
 }
-async function expectUserError(p: Promise<unknown>, re: RegExp): Promise<void> {
+/** Tool failures (crash, timeout, bad output) are ToolErrors: exit 3, one line, the log named. */
+async function expectToolError(p: Promise<unknown>, re: RegExp): Promise<void> {
   try {
     await p;
   } catch (e) {
-    assert.ok(e instanceof UserError, String((e as Error).stack));
+    assert.ok(e instanceof ToolError, String((e as Error).stack));
+    assert.equal(e.exitCode, 3);
     assert.match(e.message, re);
     assert.ok(!e.message.includes('\n'));
     return;
@@ -67,7 +70,7 @@ test('auto-round job: argv untouched, progress streamed, export folder located a
   const events: Progress[] = [];
   let pid: number | undefined;
   const r = await runAutoRound(
-    { model, scheme: 'W4A16', method: 'autoround', outputDir: out, command: FAKE },
+    { model, scheme: 'W4A16', method: 'autoround', outputDir: out, command: [FAKE] },
     { logPath: join(out, 'job.log'), env: { FAKE_EXPORT: 'tiny llama "x"; y-w4g128' }, python: PY, onProgress: (p) => events.push(p), onSpawn: (p) => (pid = p), timeoutMs: 20_000 },
   );
   await assertGone(pid);
@@ -84,17 +87,23 @@ test('auto-round job: argv untouched, progress streamed, export folder located a
   assert.ok(readFileSync(r.logPath, 'utf8').includes(JSON.stringify(r.argv.slice(1))), 'the tool received exactly our argv');
 });
 
-test('auto-round pure RTN (model-free) exports straight into output_dir', async () => {
+test('auto-round export folder: predicted name, else output_dir itself (model-free MX route), else the one folder with a config.json', async () => {
   const out = fresh();
-  const r = await runAutoRound({ model: 'org/tiny', scheme: 'W4A16', method: 'rtn', outputDir: out, command: FAKE }, { logPath: join(out, 'job.log'), python: PY });
-  assert.equal(r.checkpoint, out);
+  const r = await runAutoRound({ model: 'org/tiny', scheme: 'W4A16', method: 'rtn', outputDir: out, command: [FAKE] }, { logPath: join(out, 'job.log'), env: { FAKE_EXPORT: 'tiny-w4g128' }, python: PY });
+  assert.equal(r.checkpoint, join(out, 'tiny-w4g128'));
   assert.deepEqual(r.blockLosses, []);
+  const out2 = fresh();
+  const r2 = await runAutoRound({ model: 'org/tiny', scheme: 'W4A16', method: 'rtn', outputDir: out2, command: [FAKE] }, { logPath: join(out2, 'job.log'), python: PY });
+  assert.equal(r2.checkpoint, out2);
+  const out3 = fresh();
+  const r3 = await runAutoRound({ model: 'org/tiny', scheme: 'W4A16', method: 'rtn', outputDir: out3, command: [FAKE] }, { logPath: join(out3, 'job.log'), env: { FAKE_EXPORT: 'elsewhere/named-otherwise' }, python: PY });
+  assert.equal(r3.checkpoint, join(out3, 'elsewhere/named-otherwise'));
 });
 
 test('a crashing tool gives its Python error in one line with the log path', async () => {
   const out = fresh();
-  await expectUserError(
-    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, command: FAKE }, { logPath: join(out, 'job.log'), env: { FAKE_MODE: 'fail' } }),
+  await expectToolError(
+    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, command: [FAKE] }, { logPath: join(out, 'job.log'), env: { FAKE_MODE: 'fail' } }),
     /^auto-round exited with code 1: torch\.OutOfMemoryError: CUDA out of memory\. Tried to allocate 2\.00 GiB;.*log: .*job\.log$/,
   );
 });
@@ -103,15 +112,15 @@ test('timeout and cancellation stop the tool (SIGTERM) and say so', async () => 
   const out = fresh();
   let pid: number | undefined;
   const t0 = Date.now();
-  await expectUserError(
-    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, command: FAKE }, { logPath: join(out, 't.log'), env: { FAKE_MODE: 'hang' }, timeoutMs: 800, graceMs: 500, onSpawn: (p) => (pid = p) }),
+  await expectToolError(
+    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'autoround', outputDir: out, command: [FAKE] }, { logPath: join(out, 't.log'), env: { FAKE_MODE: 'hang' }, timeoutMs: 800, graceMs: 500, onSpawn: (p) => (pid = p) }),
     /auto-round did not finish within 1 s and was stopped.*log: /,
   );
   assert.ok(Date.now() - t0 < 5000);
   await assertGone(pid);
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 300);
-  await expectUserError(
+  await expectToolError(
     runLlmCompressor({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out, driver: 'harness/llmcompressor_quantize.py', python: FAKE }, { logPath: join(out, 'c.log'), env: { FAKE_MODE: 'hang' }, signal: ac.signal, onSpawn: (p) => (pid = p) }),
     /llm-compressor driver was cancelled/,
   );
@@ -120,17 +129,17 @@ test('timeout and cancellation stop the tool (SIGTERM) and say so', async () => 
 
 test('output is validated before the job counts: missing promised tensor, wrong quant_method', async () => {
   const out = fresh();
-  await expectUserError(
+  await expectToolError(
     runLlmCompressor({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out, driver: 'd.py', python: FAKE }, { logPath: join(out, 'j.log'), env: { FAKE_MODE: 'incomplete' } }),
     /tensor 'model\.layers\.1\.mlp\.down_proj\.weight_packed' is missing although quantization_config \(pack-quantized\) promises it/,
   );
   const out2 = fresh();
-  await expectUserError(
-    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out2, command: FAKE }, { logPath: join(out2, 'j.log'), env: { FAKE_MODE: 'dense-config' } }),
+  await expectToolError(
+    runAutoRound({ model: 'm', scheme: 'W4A16', method: 'rtn', outputDir: out2, command: [FAKE] }, { logPath: join(out2, 'j.log'), env: { FAKE_MODE: 'dense-config' } }),
     /quant_method "auto-round", not "compressed-tensors"; export with --format llm_compressor/,
   );
   const out3 = fresh();
-  await expectUserError(
+  await expectToolError(
     runLlmCompressor({ model: 'm', scheme: 'NVFP4A16', method: 'rtn', outputDir: out3, driver: 'd.py', python: FAKE }, { logPath: join(out3, 'j.log') }),
     /layer 'model\.layers\.0\.self_attn\.q_proj': weights are int4 group 128, NVFP4A16 needs float4 group 16; the tool did not produce the requested scheme/,
   );
