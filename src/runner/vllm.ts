@@ -209,7 +209,7 @@ export async function quantizeExternal(
   if (job.scheme.weights.kind === 'fp8' && job.scheme.activations.kind === 'fp8' && job.scheme.activations.dynamic) {
     const python = toolArgv('LOWBIT_LLMCOMPRESSOR_PYTHON', ['python3'], env);
     r = await runLlmCompressor(
-      { model, scheme: job.scheme, method: job.method, outputDir: staging, python, driver: join(o.root, 'harness', 'llmcompressor_quantize.py'), ...values },
+      { model, scheme: job.scheme, method: job.method, outputDir: staging, python, driver: join(o.root, 'harness', 'llmcompressor_quantize.py'), device: quantDevice(env), ...values },
       common,
     );
   } else {
