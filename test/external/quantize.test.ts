@@ -16,7 +16,8 @@ import { ToolError } from '../../src/errors.ts';
 
 const FAKE = resolve(import.meta.dirname, 'fixtures/fake-quantizer.mjs');
 const PY = resolve(import.meta.dirname, 'fixtures/fake-python.mjs');
-const SAMPLE = resolve(import.meta.dirname, '../../harness/fixtures/autoround/stderr_w4a16_sample.log');
+const RECORDED_LC = resolve(import.meta.dirname, '../../harness/fixtures/llmcompressor/0.14.0.1/stderr_fp8_dynamic_autoround_stories260k.log');
+const RECORDED_AR = resolve(import.meta.dirname, '../../harness/fixtures/autoround/0.16.1/stderr_w4a16_autoround_stories260k.log');
 const tmp = mkdtempSync(join(tmpdir(), 'extq-test-'));
 let n = 0;
 const fresh = () => join(tmp, `job ${++n} "q"; x`);
@@ -48,20 +49,34 @@ async function expectToolError(p: Promise<unknown>, re: RegExp): Promise<void> {
   assert.fail('expected an error');
 }
 
-test('progress lines of the auto-round stderr sample parse into the documented events', () => {
-  const lines = readFileSync(SAMPLE, 'utf8').split(/\r\n|\r|\n/).map(stripAnsi);
+test('progress lines of a recorded auto-round 0.16.1 run (W4A16, 2 iters, stories260k, CPU) parse into the events it printed', () => {
+  const lines = readFileSync(RECORDED_AR, 'utf8').split(/\r\n|\r|\n/).map(stripAnsi);
   const events = lines.map(parseProgress).filter((p): p is Progress => p !== null);
-  assert.deepEqual(events, [
-    { kind: 'block', layer: 0, done: 0, total: 28 },
-    { kind: 'block-loss', quantized: 7, total: 7, lossFirst: 0.000213, bestIter: 187, lossBest: 0.000081 },
-    { kind: 'memory', peakRamGB: 9.87, peakVramGB: 7.41 },
-    { kind: 'block', layer: 1, done: 1, total: 28 },
-    { kind: 'block-loss', quantized: 7, total: 7, lossFirst: 0.00193, bestIter: 199, lossBest: 0.00064 },
-    { kind: 'memory', peakRamGB: 9.91, peakVramGB: 7.52 },
-    { kind: 'tuning-time', seconds: 1048.2337 },
-    { kind: 'summary', quantized: 196, total: 197, unquantized: 'lm_head' },
+  const of = <K extends Progress['kind']>(k: K) => events.filter((e): e is Extract<Progress, { kind: K }> => e.kind === k);
+  // the values below are read off the recording's text
+  assert.deepEqual(of('block-loss').map((e) => [e.quantized, e.total, e.lossFirst, e.bestIter, e.lossBest]), [
+    [4, 7, 5.353e-6, 0, 5.353e-6], [4, 7, 2.526e-5, 0, 2.526e-5], [4, 7, 6.6e-5, 0, 6.6e-5], [4, 7, 1.425e-4, 0, 1.425e-4], [4, 7, 3.946e-4, 0, 3.946e-4],
   ]);
+  assert.deepEqual([...new Set(of('block').map((e) => e.layer))], [0, 1, 2, 3, 4]);
+  assert.deepEqual(of('block').at(-1), { kind: 'block', layer: 4, done: 5, total: 5 });
+  assert.deepEqual(of('tuning-time'), [{ kind: 'tuning-time', seconds: 40.00912356376648 }]);
+  const [summary] = of('summary');
+  assert.equal(summary.quantized, 20);
+  assert.equal(summary.total, 36);
+  assert.match(summary.unquantized, /^lm_head, model\.layers\.\[0-4\]\.mlp\.down_proj/);
+  const mem = of('memory');
+  assert.equal(mem.length, 8);
+  assert.deepEqual(mem[0], { kind: 'memory', peakRamGB: 0.8, peakVramGB: null }, 'a CPU run prints no peak_vram');
   assert.deepEqual(parseProgress('[lowbit] stage: quantize scheme=W4A16 method=rtn'), { kind: 'stage', stage: 'quantize scheme=W4A16 method=rtn' });
+});
+
+test('progress lines of a recorded llm-compressor 0.14.0.1 driver run (FP8_DYNAMIC, AutoRoundModifier, CPU) parse into its stages and block losses', () => {
+  const lines = readFileSync(RECORDED_LC, 'utf8').split(/\r\n|\r|\n/).map(stripAnsi);
+  const events = lines.map(parseProgress).filter((p): p is Progress => p !== null);
+  assert.deepEqual(events.filter((e) => e.kind === 'stage').map((e) => (e as { stage: string }).stage), ['load', 'calibration data', 'quantize scheme=FP8_DYNAMIC method=autoround', 'save', 'done']);
+  assert.deepEqual(events.filter((e) => e.kind === 'block-loss').map((e) => (e as { lossBest: number }).lossBest), [0.000229, 0.000833, 0.001951, 0.004358, 0.012638]);
+  const summary = JSON.parse(lines.find((l) => l.startsWith('{"tool": "llm-compressor"'))!);
+  assert.deepEqual(summary.versions, { llmcompressor: '0.14.0.1', 'compressed-tensors': '0.19.0', 'auto-round': '0.15.1', transformers: '5.17.0', torch: '2.13.0' });
 });
 
 test('auto-round job: argv untouched, progress streamed, export folder located and validated, tool + version named', async () => {
@@ -153,4 +168,30 @@ test('llm-compressor driver job: versions from the driver summary line', async (
   assert.equal(r.versions['compressed-tensors'], '0.20.0');
   assert.equal(r.argv[1], 'harness/llmcompressor_quantize.py');
   assert.equal(validateQuantizedCheckpoint(out, 'x').quantized.length, 14);
+});
+
+test('weight-only FP4 from auto-round 0.16.1: the recorded W4A4 configs are refused as A16, and corrected (recorded in the result) when we asked for A16', async () => {
+  const { activationMismatch, weightOnlyConfigFix } = await import('../../src/quant/external/index.ts');
+  const { getScheme } = await import('../../src/quant/schemes.ts');
+  for (const [file, scheme] of [['config_nvfp4a16_rtn_stories260k.json', 'NVFP4A16'], ['config_mxfp4a16_rtn_stories260k.json', 'MXFP4A16']] as const) {
+    const recorded = readFileSync(resolve(import.meta.dirname, '../../harness/fixtures/autoround/0.16.1', file), 'utf8');
+    const group = Object.values(JSON.parse(recorded).quantization_config.config_groups as Record<string, { input_activations: Record<string, unknown> }>)[0];
+    assert.match(activationMismatch(getScheme(scheme), group.input_activations)!, new RegExp(`input_activations are quantized \\(float4 dynamic\\), ${scheme} has 16-bit activations`));
+    const dir = fresh();
+    (await import('node:fs')).mkdirSync(dir, { recursive: true });
+    (await import('node:fs')).writeFileSync(join(dir, 'config.json'), recorded);
+    const note = weightOnlyConfigFix(dir, getScheme(scheme), 'auto-round');
+    assert.match(note!, /^auto-round was asked for .* \(16-bit activations\) but its export declared input_activations \(group_0: \{.*"num_bits":4.*\}\); set to null in config\.json, weights untouched$/);
+    const fixed = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    assert.equal(Object.values(fixed.quantization_config.config_groups as Record<string, { input_activations: unknown }>)[0].input_activations, null);
+    assert.equal(activationMismatch(getScheme(scheme), null), null);
+    // weights untouched: everything but input_activations is as recorded
+    const before = JSON.parse(recorded);
+    for (const g of Object.values(before.quantization_config.config_groups as Record<string, { input_activations: unknown }>)) g.input_activations = null;
+    assert.deepEqual(fixed, before);
+  }
+  // a W4A4 scheme keeps what it asked for, and a W4A4 scheme without activations is refused
+  assert.equal(activationMismatch(getScheme('NVFP4'), { type: 'float', num_bits: 4, dynamic: 'local' }), null);
+  assert.match(activationMismatch(getScheme('NVFP4'), null)!, /not quantized, NVFP4 quantizes them/);
+  assert.match(activationMismatch(getScheme('W8A8-FP8-STATIC'), { type: 'float', num_bits: 8, dynamic: true })!, /dynamic, W8A8-FP8-STATIC needs static/);
 });
