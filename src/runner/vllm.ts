@@ -156,7 +156,7 @@ export function quantDevice(env: Record<string, string | undefined>): string | u
  * activations are calibrated (NVFP4 W4A4 global scale, static FP8); weight-only RTN weights
  * do not depend on it. This small set keeps those jobs cheap.
  */
-const RTN_CALIBRATION = { nsamples: 16, seqlen: 256 };
+const RTN_CALIBRATION = { nsamples: 8, seqlen: 128 };
 
 /** The python next to a venv's auto-round (or that python itself), for the version probe. */
 function siblingPython(exe: string): string | null {

@@ -15,7 +15,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -97,7 +98,7 @@ test('bench run --engine vllm with the real auto-round and llm-compressor: every
       assert.ok(argv[argv.indexOf('--dataset') + 1].endsWith('.calibration.jsonl'), 'calibration as jsonl, never a .txt');
     }
     if (rec.method === 'autoround') {
-      assert.equal(argv[argv.indexOf(viaLlmCompressor ? '--iters' : '--iters') + 1], '20', 'the ci recipe');
+      assert.equal(argv[argv.indexOf('--iters') + 1], '20', 'the ci recipe');
       assert.equal(argv[argv.indexOf('--nsamples') + 1], '4');
     }
   }
@@ -114,9 +115,23 @@ test('bench run --engine vllm with the real auto-round and llm-compressor: every
   }
   assert.equal(ckptOf('W4A16', 'rtn').configCorrection, null);
   assert.equal(ckptOf('NVFP4', 'autoround').configCorrection, null, 'W4A4 keeps its activations');
-  // Every checkpoint in the cache carries a config that says what its scheme is.
+  // The configs in the cache (found by the hash the ledger recorded) say what each scheme is:
+  // weight-only schemes have no input_activations, W4A4 and FP8 have theirs.
   const cacheCkpts = join(benchDir, 'cache', 'ckpt');
-  assert.ok(existsSync(cacheCkpts));
+  const configByHash = new Map(readdirSync(cacheCkpts).filter((d) => !d.startsWith('.')).map((d) => {
+    const text = readFileSync(join(cacheCkpts, d, 'config.json'));
+    return [createHash('sha256').update(text).digest('hex'), JSON.parse(text.toString('utf8'))] as const;
+  }));
+  for (const s of quantized) {
+    for (const m of ['rtn', 'autoround']) {
+      const rec = records.find((x) => x.scheme === s && x.method === m)!;
+      const cfg = configByHash.get((rec.provenance.hashes as { checkpointFiles: Record<string, string> }).checkpointFiles['config.json']);
+      assert.ok(cfg, `${s} ${m}: its checkpoint is in the cache`);
+      const groups = Object.values(cfg.quantization_config.config_groups as Record<string, { input_activations: unknown }>);
+      const a16 = /A16$/.test(s);
+      for (const g of groups) assert.equal(g.input_activations === null || g.input_activations === undefined, a16, `${s} ${m}: input_activations ${JSON.stringify(g.input_activations)}`);
+    }
+  }
   // Every server is gone.
   const serverPids = [...new Set(records.map((x) => (x.provenance.evaluator as Record<string, unknown>).serverPid as number))];
   for (const pid of serverPids) assert.ok(gone(pid), `server ${pid} still running`);
