@@ -190,6 +190,15 @@ test('weight-only FP4 from auto-round 0.16.1: the recorded W4A4 configs are refu
     for (const g of Object.values(before.quantization_config.config_groups as Record<string, { input_activations: unknown }>)) g.input_activations = null;
     assert.deepEqual(fixed, before);
   }
+  // llm-compressor 0.14.0.1's A16 presets (recorded) are weight-only as they are: nothing to correct
+  for (const [file, scheme] of [['config_mxfp4a16_rtn_synth-llama-h32.json', 'MXFP4A16'], ['config_nvfp4a16_rtn_synth-llama-h32.json', 'NVFP4A16']] as const) {
+    const recorded = readFileSync(resolve(import.meta.dirname, '../../harness/fixtures/llmcompressor/0.14.0.1', file), 'utf8');
+    const dir = fresh();
+    (await import('node:fs')).mkdirSync(dir, { recursive: true });
+    (await import('node:fs')).writeFileSync(join(dir, 'config.json'), recorded);
+    assert.equal(weightOnlyConfigFix(dir, getScheme(scheme), 'llm-compressor'), null);
+    assert.equal(readFileSync(join(dir, 'config.json'), 'utf8'), recorded);
+  }
   // a W4A4 scheme keeps what it asked for, and a W4A4 scheme without activations is refused
   assert.equal(activationMismatch(getScheme('NVFP4'), { type: 'float', num_bits: 4, dynamic: 'local' }), null);
   assert.match(activationMismatch(getScheme('NVFP4'), null)!, /not quantized, NVFP4 quantizes them/);
