@@ -171,7 +171,7 @@ test('llm-compressor driver job: versions from the driver summary line', async (
 });
 
 test('weight-only FP4 from auto-round 0.16.1: the recorded W4A4 configs are refused as A16, and corrected (recorded in the result) when we asked for A16', async () => {
-  const { activationMismatch, weightOnlyConfigFix } = await import('../../src/quant/external/index.ts');
+  const { activationMismatch, configCorrections } = await import('../../src/quant/external/index.ts');
   const { getScheme } = await import('../../src/quant/schemes.ts');
   for (const [file, scheme] of [['config_nvfp4a16_rtn_stories260k.json', 'NVFP4A16'], ['config_mxfp4a16_rtn_stories260k.json', 'MXFP4A16']] as const) {
     const recorded = readFileSync(resolve(import.meta.dirname, '../../harness/fixtures/autoround/0.16.1', file), 'utf8');
@@ -180,7 +180,7 @@ test('weight-only FP4 from auto-round 0.16.1: the recorded W4A4 configs are refu
     const dir = fresh();
     (await import('node:fs')).mkdirSync(dir, { recursive: true });
     (await import('node:fs')).writeFileSync(join(dir, 'config.json'), recorded);
-    const note = weightOnlyConfigFix(dir, getScheme(scheme), 'auto-round');
+    const note = configCorrections(dir, getScheme(scheme), 'auto-round');
     assert.match(note!, /^auto-round was asked for .* \(16-bit activations\) but its export declared input_activations \(group_0: \{.*"num_bits":4.*\}\); set to null in config\.json, weights untouched$/);
     const fixed = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     assert.equal(Object.values(fixed.quantization_config.config_groups as Record<string, { input_activations: unknown }>)[0].input_activations, null);
@@ -196,7 +196,7 @@ test('weight-only FP4 from auto-round 0.16.1: the recorded W4A4 configs are refu
     const dir = fresh();
     (await import('node:fs')).mkdirSync(dir, { recursive: true });
     (await import('node:fs')).writeFileSync(join(dir, 'config.json'), recorded);
-    assert.equal(weightOnlyConfigFix(dir, getScheme(scheme), 'llm-compressor'), null);
+    assert.equal(configCorrections(dir, getScheme(scheme), 'llm-compressor'), null);
     assert.equal(readFileSync(join(dir, 'config.json'), 'utf8'), recorded);
   }
   // a W4A4 scheme keeps what it asked for, and a W4A4 scheme without activations is refused

@@ -115,6 +115,7 @@ test('bench run --engine vllm with the real auto-round and llm-compressor: every
   }
   assert.equal(ckptOf('W4A16', 'rtn').configCorrection, null);
   assert.equal(ckptOf('NVFP4', 'autoround').configCorrection, null, 'W4A4 keeps its activations');
+  for (const m of ['rtn', 'autoround']) assert.match(String(ckptOf('W8A8-FP8-STATIC', m).configCorrection), /targets Linear without ignoring lm_head, which it left dense; 'lm_head' added to ignore/);
   // The configs in the cache (found by the hash the ledger recorded) say what each scheme is:
   // weight-only schemes have no input_activations, W4A4 and FP8 have theirs.
   const cacheCkpts = join(benchDir, 'cache', 'ckpt');

@@ -4,4 +4,4 @@ export { writeCalibrationJsonl, hfCalibrationSpec, type CalibrationJsonl } from 
 export { buildLlmCompressorArgv, llmCompressorPreset, type LlmCompressorJob } from './llmcompressor.ts';
 export { parseProgress, type Progress } from './progress.ts';
 export { validateQuantizedCheckpoint, activationMismatch, schemeMismatch, type ValidatedCheckpoint } from './validate.ts';
-export { runAutoRound, runLlmCompressor, locateExport, weightOnlyConfigFix, pythonPackageVersion, type ExternalQuantResult, type ExternalRunOptions } from './job.ts';
+export { runAutoRound, runLlmCompressor, locateExport, configCorrections, pythonPackageVersion, type ExternalQuantResult, type ExternalRunOptions } from './job.ts';

@@ -14,6 +14,7 @@ import { getScheme, type Scheme } from '../schemes.ts';
 import { autoRoundExportDir, buildAutoRoundArgv, type AutoRoundJob } from './autoround.ts';
 import { buildLlmCompressorArgv, type LlmCompressorJob } from './llmcompressor.ts';
 import { parseProgress, type Progress } from './progress.ts';
+import { CheckpointTensors } from '../../checkpoint/tensors.ts';
 import { validateQuantizedCheckpoint, type ValidatedCheckpoint } from './validate.ts';
 
 /** A tool's output that fails validation is the tool's failure (exit 3), not the user's. */
@@ -115,36 +116,74 @@ export function locateExport(job: AutoRoundJob, logPath: string): string {
   throw new ToolError(`auto-round wrote several checkpoints under ${job.outputDir} (${found.join(', ')}); use a fresh output_dir per job; log: ${logPath}`);
 }
 
-/**
- * auto-round (0.16.1) exports MXFP4 and NVFP4 through the compressed-tensors "MXFP4"/"NVFP4"
- * presets, which declare `input_activations`, even when it quantized weight-only
- * (`--act_bits 16`: export_to_llmcompressor/export_to_fp.py `_get_scheme` ignores act_bits
- * for FP4). The weights are what we asked for; the config would make vLLM quantize
- * activations. For a weight-only scheme we set `input_activations` to null in config.json
- * (and quantization_config.json) and return what was changed for the provenance.
- */
-export function weightOnlyConfigFix(dir: string, scheme: Scheme, tool: string): string | null {
-  if (scheme.activations.kind !== 'none') return null;
-  const removed: string[] = [];
-  const fix = (file: string, get: (raw: Record<string, unknown>) => Record<string, unknown> | undefined) => {
+type Obj = Record<string, unknown>;
+
+/** Apply `edit` to the quantization_config in config.json and quantization_config.json (when present). */
+function editQuantConfig(dir: string, edit: (qc: Obj, file: string) => boolean): void {
+  for (const file of ['config.json', 'quantization_config.json']) {
     const path = join(dir, file);
-    if (!existsSync(path)) return;
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-    const qc = get(raw);
-    const groups = (qc?.config_groups ?? {}) as Record<string, Record<string, unknown>>;
-    let changed = false;
-    for (const [name, g] of Object.entries(groups)) {
-      if (g.input_activations === null || g.input_activations === undefined) continue;
-      if (file === 'config.json') removed.push(`${name}: ${JSON.stringify(g.input_activations)}`);
-      g.input_activations = null;
-      changed = true;
+    if (!existsSync(path)) continue;
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as Obj;
+    const qc = (file === 'config.json' ? raw.quantization_config : raw) as Obj | undefined;
+    if (qc && edit(qc, file)) writeFileSync(path, JSON.stringify(raw, null, 2) + '\n');
+  }
+}
+
+/**
+ * Corrections of a tool's quantization_config where its export says something its tensors do
+ * not, each returned as one note for the provenance (weights are never touched):
+ *
+ * - auto-round (0.16.1) exports MXFP4 and NVFP4 through the compressed-tensors "MXFP4"/"NVFP4"
+ *   presets, which declare `input_activations`, even when it quantized weight-only
+ *   (`--act_bits 16`: export_to_llmcompressor/export_to_fp.py `_get_scheme` ignores act_bits
+ *   for FP4); the config would make vLLM quantize activations. For a weight-only scheme,
+ *   `input_activations` becomes null.
+ * - auto-round's FP8_STATIC export targets `Linear` with an empty `ignore` while it leaves an
+ *   untied `lm_head` dense (recorded on synth-llama-h32): `lm_head` is added to `ignore`.
+ */
+export function configCorrections(dir: string, scheme: Scheme, tool: string): string | null {
+  const notes: string[] = [];
+  if (scheme.activations.kind === 'none') {
+    const removed: string[] = [];
+    editQuantConfig(dir, (qc, file) => {
+      let changed = false;
+      for (const [name, g] of Object.entries((qc.config_groups ?? {}) as Record<string, Obj>)) {
+        if (g.input_activations === null || g.input_activations === undefined) continue;
+        if (file === 'config.json') removed.push(`${name}: ${JSON.stringify(g.input_activations)}`);
+        g.input_activations = null;
+        changed = true;
+      }
+      return changed;
+    });
+    if (removed.length) notes.push(`${tool} was asked for ${scheme.name} (16-bit activations) but its export declared input_activations (${removed.join('; ')}); set to null in config.json, weights untouched`);
+  }
+  let denseHead = false;
+  let ckpt: CheckpointTensors | null = null;
+  try {
+    ckpt = CheckpointTensors.open(dir);
+  } catch {
+    ckpt = null; // no readable tensors: the validator says so next
+  }
+  if (ckpt) {
+    try {
+      denseHead = ckpt.has('lm_head.weight') && !ckpt.has('lm_head.weight_scale') && ['F32', 'F16', 'BF16'].includes(ckpt.info('lm_head.weight').dtype);
+    } finally {
+      ckpt.close();
     }
-    if (changed) writeFileSync(path, JSON.stringify(raw, null, 2) + '\n');
-  };
-  fix('config.json', (r) => r.quantization_config as Record<string, unknown> | undefined);
-  fix('quantization_config.json', (r) => r);
-  if (!removed.length) return null;
-  return `${tool} was asked for ${scheme.name} (16-bit activations) but its export declared input_activations (${removed.join('; ')}); set to null in config.json, weights untouched`;
+  }
+  if (denseHead) {
+    let added = false;
+    editQuantConfig(dir, (qc) => {
+      const ignore = Array.isArray(qc.ignore) ? (qc.ignore as string[]) : [];
+      const targetsLinear = Object.values((qc.config_groups ?? {}) as Record<string, Obj>).some((g) => Array.isArray(g.targets) && (g.targets as string[]).includes('Linear'));
+      if (!targetsLinear || ignore.some((i) => i === 'lm_head' || i.endsWith('.lm_head') || (i.startsWith('re:') && new RegExp(i.slice(3)).test('lm_head')))) return false;
+      qc.ignore = [...ignore, 'lm_head'];
+      added = true;
+      return true;
+    });
+    if (added) notes.push(`${tool}'s config targets Linear without ignoring lm_head, which it left dense; 'lm_head' added to ignore in config.json, weights untouched`);
+  }
+  return notes.length ? notes.join('. ') : null;
 }
 
 export async function runAutoRound(job: AutoRoundJob, o: ExternalRunOptions): Promise<ExternalQuantResult> {
@@ -156,7 +195,7 @@ export async function runAutoRound(job: AutoRoundJob, o: ExternalRunOptions): Pr
   });
   const scheme = schemeOf(job.scheme);
   const dir = locateExport(job, o.logPath);
-  const configCorrection = weightOnlyConfigFix(dir, scheme, 'auto-round');
+  const configCorrection = configCorrections(dir, scheme, 'auto-round');
   const v = validateOutput(dir, 'auto-round', scheme, o.logPath);
   const python = o.python ?? 'python3';
   const versions = { 'auto-round': await pythonPackageVersion(python, 'auto-round'), 'compressed-tensors': await pythonPackageVersion(python, 'compressed-tensors') };
@@ -175,7 +214,7 @@ export async function runLlmCompressor(job: LlmCompressorJob, o: ExternalRunOpti
     fix: 'fix the cause above (scheme support, memory, model path)',
   });
   const scheme = schemeOf(job.scheme);
-  const configCorrection = weightOnlyConfigFix(job.outputDir, scheme, 'llm-compressor');
+  const configCorrection = configCorrections(job.outputDir, scheme, 'llm-compressor');
   const v = validateOutput(job.outputDir, 'llm-compressor', scheme, o.logPath);
   const reported = (state.json?.versions ?? {}) as Record<string, string | null>;
   const versions: Record<string, string | null> = { ...reported };
