@@ -4,11 +4,17 @@ checkpoint that vLLM loads. Driven by lowbit-bench (src/quant/external/llmcompre
 through execa with an argv array; never through a shell.
 
 method autoround: AutoRoundModifier (SignRound tuning per decoder layer, needs auto-round)
-method rtn:       QuantizationModifier (round-to-nearest; static FP8 still calibrates)
+method rtn:       QuantizationModifier (round-to-nearest; static FP8 and NVFP4 still calibrate)
+
+Calibration never goes through llm-compressor's dataset registry (which knows none of the
+names auto-round does): it is built with auto-round's `get_dataset` from `--dataset`, a local
+jsonl of {"text": ...} lines written by lowbit-bench (or, without --dataset, auto-round's
+default selection), tokenized, cut to --seqlen, shuffled with --seed, --nsamples kept; the
+tokenized Dataset object is what `oneshot` receives.
 
 Progress goes to stderr as `[lowbit] <stage>` lines (plus auto-round's own per-block loss
 lines); the last stdout line is a JSON summary with the tool versions.
-Reference: autoround.md section 10 (what the driver must do), compressed-tensors.md.
+Checked against llmcompressor 0.14.0.1 (with auto-round 0.15.1, compressed-tensors 0.19.0).
 """
 import argparse
 import json
@@ -39,7 +45,8 @@ def main():
     p.add_argument("--seqlen", type=int, default=2048)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--dataset", default=None, help="HF dataset name; default: auto-round's pile-10k selection")
+    p.add_argument("--dataset", default=None, help="local jsonl of {\"text\": ...} lines (or an auto-round dataset spec); default: auto-round's pile-10k selection")
+    p.add_argument("--device", default=None, help="cpu: no torch.compile, tuning on the CPU")
     p.add_argument("--ignore", action="append", default=None)
     a = p.parse_args()
     ignore = a.ignore or ["lm_head"]
@@ -58,15 +65,17 @@ def main():
     ds = None
     if needs_data:
         log("stage: calibration data")
-        if a.dataset:
-            ds = a.dataset
-        else:
-            from auto_round.calib_dataset import get_dataset
-            ds = get_dataset(tokenizer=tokenizer, seqlen=a.seqlen, nsamples=a.nsamples)
+        from auto_round.calib_dataset import get_dataset
+        kw = {"dataset_name": a.dataset} if a.dataset else {}
+        ds = get_dataset(tokenizer=tokenizer, seqlen=a.seqlen, seed=a.seed, nsamples=a.nsamples, **kw)
+        if len(ds) < a.nsamples:
+            raise ValueError(f"calibration gave {len(ds)} samples of {a.seqlen} tokens, fewer than --nsamples {a.nsamples}")
+        ds = ds.select(range(a.nsamples))
 
     if a.method == "autoround":
         from llmcompressor.modifiers.autoround import AutoRoundModifier
-        recipe = AutoRoundModifier(targets="Linear", scheme=a.scheme, ignore=ignore, iters=a.iters, batch_size=a.batch_size)
+        extra = {"enable_torch_compile": False} if a.device == "cpu" else {}
+        recipe = AutoRoundModifier(targets="Linear", scheme=a.scheme, ignore=ignore, iters=a.iters, batch_size=a.batch_size, **extra)
     else:
         from llmcompressor.modifiers.quantization import QuantizationModifier
         recipe = QuantizationModifier(targets="Linear", scheme=a.scheme, ignore=ignore)

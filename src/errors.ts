@@ -48,3 +48,27 @@ export class ToolError extends Error {
     this.exitCode = options?.exitCode ?? 3;
   }
 }
+
+/** Exit codes of the CLI: 0 ok, 1 a job of a run failed, 2 usage or input error, 3 a tool or server failed. */
+export const EXIT_CODES_HELP = 'exit codes: 0 ok; 1 a job of the run failed (see its failure record); 2 usage or input error; 3 a tool or server failed (its log path is in the message)';
+
+/** How a job failed, as the run's failure record keeps it. */
+export interface FailureInfo {
+  error: string;
+  /** user: bad input (exit 2); tool: a tool or server failed (exit 3); bug: anything else (its stack kept). */
+  kind: 'user' | 'tool' | 'bug';
+  exitCode: number;
+  /** The stack of an unexpected error, so a TypeError in a handler can be traced. */
+  stack?: string;
+  /** Messages of the `cause` chain, outermost first. */
+  causes?: string[];
+}
+
+export function describeFailure(e: unknown): FailureInfo {
+  if (!(e instanceof Error)) return { error: String(e), kind: 'bug', exitCode: 1 };
+  const causes: string[] = [];
+  for (let c = e.cause, depth = 0; c !== undefined && depth < 8; c = c instanceof Error ? c.cause : undefined, depth++) causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+  const kind = e instanceof ToolError ? 'tool' : e instanceof UserError ? 'user' : 'bug';
+  const exitCode = e instanceof ToolError || e instanceof UserError ? e.exitCode : 1;
+  return { error: e.message, kind, exitCode, ...(kind === 'bug' && e.stack ? { stack: e.stack } : {}), ...(causes.length ? { causes } : {}) };
+}

@@ -1,9 +1,10 @@
 /**
  * Entry point of the `bench` CLI: builds the command tree from one file per command,
- * runs it, and turns user errors into one-line messages with exit code 2.
+ * runs it, and turns user errors (exit 2) and tool or server failures (exit 3) into
+ * one-line messages; anything else is a bug and keeps its stack.
  */
 import { Command, CommanderError } from 'commander';
-import { ToolError, UserError } from '../errors.ts';
+import { EXIT_CODES_HELP, ToolError, UserError } from '../errors.ts';
 import { COMMANDS } from './commands.ts';
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -11,7 +12,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('lowbit-bench: quantize, evaluate and compare low-bit LLMs')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`);
   for (const register of COMMANDS) register(program);
   program.commands.forEach((c) => c.exitOverride());
   try {

@@ -297,6 +297,6 @@ export function resolveModelArg(arg: string, modelsFile = PROJECT_MODELS_FILE): 
   if (!existsSync(modelsFile) || arg.includes('/') || arg.includes('\\'))
     throw new UserError(`${arg}: not a model directory (no config.json) and not a model alias; pass a Hugging Face model directory or an alias from models.json`);
   const m = getModel(loadModels(modelsFile), arg);
-  if (!m.localDir) throw new UserError(`model '${arg}' comes from ${m.source}; download it (huggingface-cli download ${m.hfRepo} --revision ${m.revision ?? 'main'}) and pass its directory`);
+  if (!m.localDir) throw new UserError(`model '${arg}' comes from ${m.source}; download it (hf download ${m.hfRepo} --revision ${m.revision ?? 'main'}) and pass its directory`);
   return { dir: m.localDir, alias: arg, overrides: m.overrides ?? null };
 }

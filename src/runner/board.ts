@@ -4,6 +4,7 @@
  * (pending -> running -> done | failed; dependents of a failed job -> skipped), and every
  * change is followed by `settle()`, which lets the ledger committer append what became final.
  */
+import type { FailureInfo } from '../errors.ts';
 import type { Job } from '../matrix/plan.ts';
 import type { RunEvent, RunSummary } from './run.ts';
 
@@ -86,11 +87,11 @@ export class JobBoard {
   }
 
   /** The job failed: reported, and everything that depends on it is skipped. */
-  fail(j: Job, index: number, error: string, where?: FailureWhere): void {
+  fail(j: Job, index: number, failure: FailureInfo, where?: FailureWhere): void {
     this.status.set(j.id, 'failed');
     this.finished++;
-    this.summary.failed.push({ id: j.id, label: j.label, error, ...(where ? { where } : {}) });
-    this.emit({ type: 'job-failed', job: j, index, total: this.jobs.length, error });
+    this.summary.failed.push({ id: j.id, label: j.label, ...failure, ...(where ? { where } : {}) });
+    this.emit({ type: 'job-failed', job: j, index, total: this.jobs.length, error: failure.error });
     this.skipDependents(j.id, `${j.label} failed`);
   }
 

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeAtomic } from '../checkpoint/safetensors.ts';
-import { UserError } from '../errors.ts';
+import { ToolError, UserError, describeFailure, type FailureInfo } from '../errors.ts';
 import { hashSuiteData, type BaseJob, type EvalJob, type Job, type Plan, type QuantizeJob } from '../matrix/plan.ts';
 import type { ResolvedModel } from '../matrix/models.ts';
 import { ledgerPath, readLedger } from '../results/ledger.ts';
@@ -131,7 +131,7 @@ export interface RunSummary {
   ran: number;
   /** Jobs whose output was already in the cache. */
   cached: number;
-  failed: { id: string; label: string; error: string; where?: FailureWhere }[];
+  failed: ({ id: string; label: string; where?: FailureWhere } & FailureInfo)[];
   skipped: number;
   /** Records appended to the ledger by this invocation. */
   appended: number;
@@ -324,7 +324,7 @@ export async function runPlan(plan: Plan, handlers: Handlers, opts: RunOptions =
     if (opts.only)
       for (const j of jobs)
         if (!opts.only.has(j.id) && !board.isCached(j) && board.state(j.id) === 'pending')
-          board.fail(j, 0, `${j.label}: not in the cache, and this slice does not run it (its own task failed or has not run)`);
+          board.fail(j, 0, describeFailure(new ToolError(`${j.label}: not in the cache, and this slice does not run it (its own task failed or has not run)`)));
 
     const ctxFor = (j: Job): JobContext => {
       const mi = models.get(j.model)!;

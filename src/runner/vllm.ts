@@ -4,15 +4,18 @@
  * with vLLM (`VllmEngine` over HTTP) and running our suites through it, plus lm_eval tasks
  * when the model entry lists them. Everything is started as argv arrays; no shell.
  *
- * Environment (documented in harness/README.md):
- *   LOWBIT_VLLM_COMMAND       JSON argv replacing `["vllm","serve"]`, e.g. ["node","bin/bench.js","serve"]
- *   LOWBIT_AUTOROUND_COMMAND  JSON argv replacing `["auto-round"]`
- *   LOWBIT_LMEVAL_COMMAND     JSON argv of one element replacing `["lm_eval"]`
- *   LOWBIT_PYTHON             python of the tools' venv (llm-compressor driver, version probes)
+ * Tool commands come from `toolArgv` (src/toolenv): a LOWBIT_* variable (JSON argv), else the
+ * built tool environment (`bench env`), else the bare name on PATH. Documented in harness/README.md:
+ *   LOWBIT_VLLM_COMMAND          replaces `["vllm","serve"]`, e.g. ["node","bin/bench.js","serve"]
+ *   LOWBIT_AUTOROUND_COMMAND     replaces `["auto-round"]` (env `quant`)
+ *   LOWBIT_QUANT_PYTHON          python of auto-round's environment (version probe)
+ *   LOWBIT_LLMCOMPRESSOR_PYTHON  python running harness/llmcompressor_quantize.py (env `llmcompressor`)
+ *   LOWBIT_LMEVAL_COMMAND        replaces `["lm_eval"]` (one element; env `eval`)
+ *   LOWBIT_QUANT_DEVICE          auto-round's --device_map (default: cpu where no GPU device exists)
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine, LoglikelihoodRequest, RollingRequest, TopLogprobsRequest } from '../engines/engine.ts';
 import { runLmEval } from '../engines/lmeval/index.ts';
@@ -23,20 +26,17 @@ import { buildKldWindows, computeKldBase, loadKldBase, saveKldBase } from '../ev
 import type { EngineName, ResolvedModel } from '../matrix/models.ts';
 import type { EvalJob, Job, Plan, QuantizeJob } from '../matrix/plan.ts';
 import { loadSuite, type KldSuite } from '../matrix/suites.ts';
+import { toolArgv } from '../toolenv/index.ts';
 import {
-  autoRoundExportDir,
-  buildAutoRoundArgv,
-  parseProgress,
-  pythonPackageVersion,
+  hfCalibrationSpec,
+  runAutoRound,
   runLlmCompressor,
-  runLogged,
-  validateQuantizedCheckpoint,
-  type AutoRoundJob,
+  writeCalibrationJsonl,
+  type ExternalQuantResult,
 } from '../quant/external/index.ts';
-import { failure } from '../quant/external/run.ts';
 import type { MetricValue } from '../results/record.ts';
 import { KLD_BASE_FILE } from './embedded.ts';
-import type { Handlers, JobContext, QuantizeResult } from './run.ts';
+import type { Handlers, JobContext, QuantizeContext, QuantizeResult } from './run.ts';
 
 export interface VllmHandlerOptions {
   /** Per-job logs of servers and tools (kept when a job fails). */
@@ -52,21 +52,6 @@ export interface VllmHandlerOptions {
   onBatch?: (text: string) => void;
 }
 
-/** A JSON argv array from an env var, or null when unset. */
-export function argvFromEnv(env: Record<string, string | undefined>, name: string): string[] | null {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(raw);
-  } catch {
-    throw new UserError(`${name} must be a JSON array of strings (argv, no shell), e.g. ["/opt/venv/bin/vllm","serve"]; got ${raw.slice(0, 60)}`);
-  }
-  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string' && x !== ''))
-    throw new UserError(`${name} must be a non-empty JSON array of non-empty strings, e.g. ["node","bin/bench.js","serve"]`);
-  return v as string[];
-}
-
 /** vLLM-only flags are added only when the server really is vLLM (bench serve does not take them). */
 function isVllm(prefix: readonly string[]): boolean {
   return prefix.some((a) => basename(a) === 'vllm' || /^vllm(\.|$)/.test(a));
@@ -77,7 +62,7 @@ function isVllm(prefix: readonly string[]): boolean {
  * vllm convention) and comes last, so it wins over a value in models.json's serveArgs.
  */
 export function serverCommandFor(model: ResolvedModel, env: Record<string, string | undefined>, o: { maxModelLen: number; maxLogprobs: number }): ServerCommand {
-  const prefix = argvFromEnv(env, 'LOWBIT_VLLM_COMMAND') ?? ['vllm', 'serve'];
+  const prefix = toolArgv('LOWBIT_VLLM_COMMAND', ['vllm', 'serve'], env);
   const v = model.overrides.vllm;
   const vllmOnly = isVllm(prefix)
     ? ['--generation-config', 'vllm', '--no-enable-prefix-caching', '--seed', '0', '--tensor-parallel-size', String(v?.tensorParallel ?? 1)]
@@ -99,7 +84,7 @@ export function hfSnapshotDir(model: ResolvedModel, env: Record<string, string |
     const d = join(c, `models--${repo.replace('/', '--')}`, 'snapshots', rev);
     if (existsSync(join(d, 'config.json'))) return d;
   }
-  throw new UserError(`model '${model.alias}' (${repo} at ${rev}) is not in the Hugging Face cache (${caches[0]}); download that revision first: huggingface-cli download ${repo} --revision ${rev}`);
+  throw new UserError(`model '${model.alias}' (${repo} at ${rev}) is not in the Hugging Face cache (${caches[0]}); download that revision first: hf download ${repo} --revision ${rev}`);
 }
 
 function modelDirOf(ctx: JobContext, env: Record<string, string | undefined>): string {
@@ -148,36 +133,108 @@ export function suiteWindowEngine(engine: VllmEngine, L: number, task: string): 
   };
 }
 
-/** Move the export's files into the job's output dir (the cache renames that dir into place). */
+/** Move the export's files into the job's output dir (the cache renames that dir into place); the tool's own caches stay behind. */
 function adopt(exportDir: string, outDir: string, staging: string): void {
   for (const name of readdirSync(exportDir)) {
-    if (join(exportDir, name) === staging) continue;
+    if (name.startsWith('.') || join(exportDir, name) === staging) continue;
     renameSync(join(exportDir, name), join(outDir, name));
   }
   rmSync(staging, { recursive: true, force: true });
 }
 
-function autoRoundExtraFlags(job: QuantizeJob): string[] {
-  const rv = job.recipeValues;
-  if (job.method !== 'autoround' || !rv) return [];
-  const out: string[] = [];
-  if (rv.lr !== null) out.push('--lr', String(rv.lr));
-  if (rv.minmaxLr !== null) out.push('--minmax_lr', String(rv.minmaxLr));
-  if (!rv.enableQuantedInput) out.push('--disable_quanted_input');
-  if (!rv.enableMinmaxTuning) out.push('--disable_minmax_tuning');
-  return out;
+/** auto-round's --device_map: LOWBIT_QUANT_DEVICE, else cpu where the machine has no GPU device node. */
+export function quantDevice(env: Record<string, string | undefined>): string | undefined {
+  if (env.LOWBIT_QUANT_DEVICE) return env.LOWBIT_QUANT_DEVICE;
+  const gpu = existsSync('/dev/nvidiactl') || existsSync('/dev/kfd');
+  return gpu && env.CUDA_VISIBLE_DEVICES !== '' ? undefined : 'cpu';
 }
 
-function calibrationDataset(job: QuantizeJob, model: ResolvedModel): string | undefined {
-  if (job.method !== 'autoround') return undefined;
-  const c = model.calibration;
-  if (!c) return undefined;
-  return 'hf' in c ? c.hf : model.calibrationPath ?? undefined;
+/**
+ * RTN needs calibration only where auto-round's regular flow caches block inputs (NVFP4) or
+ * activations are calibrated (NVFP4 W4A4 global scale, static FP8); weight-only RTN weights
+ * do not depend on it. This small set keeps those jobs cheap.
+ */
+const RTN_CALIBRATION = { nsamples: 8, seqlen: 128 };
+
+/** The python next to a venv's auto-round (or that python itself), for the version probe. */
+function siblingPython(exe: string): string | null {
+  if (!/^(auto-round(-\w+)?|python[\d.]*)$/.test(basename(exe))) return null;
+  const p = join(dirname(exe), 'python');
+  return exe.includes('/') && existsSync(p) ? p : null;
+}
+
+/**
+ * One quantize job through the real tools: calibration written where the tool reads it,
+ * auto-round (or the llm-compressor driver for dynamic FP8, which auto-round has no preset
+ * for) run by the one runner in src/quant/external, the validated export moved into the
+ * cache folder, tool + versions + argv + log + any config correction in the provenance.
+ */
+export async function quantizeExternal(
+  job: QuantizeJob,
+  ctx: QuantizeContext,
+  o: { env: Record<string, string | undefined>; root: string; logPath: string; timeoutMs?: number; onProgress?: (line: string) => void },
+): Promise<QuantizeResult> {
+  const env = o.env;
+  const model = modelDirOf(ctx, env);
+  const staging = join(ctx.outDir, '.tool-output');
+  mkdirSync(staging, { recursive: true });
+  const qenv = { ...(ctx.model.overrides.vllm?.env ?? {}) };
+  const rv = job.recipeValues;
+  const tuned = job.method === 'autoround' && rv !== null;
+  const cap = Math.min(ctx.model.overrides.seqlenCap ?? Infinity, maxPositions(model) ?? Infinity);
+  const nsamples = tuned ? rv.nsamples : RTN_CALIBRATION.nsamples;
+  const seqlen = Math.min(tuned ? rv.seqlen : RTN_CALIBRATION.seqlen, cap);
+  const cal = ctx.model.calibration;
+  let dataset: string | undefined;
+  let calibration: Record<string, unknown> | null = null;
+  if (cal && 'hf' in cal) {
+    dataset = hfCalibrationSpec(cal);
+    calibration = { hf: cal.hf, revision: cal.revision, split: cal.split };
+  } else {
+    // The bundled stories (models.json path, else the default file), as jsonl lines of >= seqlen tokens.
+    // A dot name: the export is adopted without it (model-free auto-round writes into staging itself).
+    const file = join(staging, '.calibration.jsonl');
+    // auto-round splits --dataset on ',' and ':' (several sets, options).
+    if (/[,:]/.test(file)) throw new UserError(`the calibration file path ${file} contains ',' or ':', which auto-round's --dataset cannot carry; use a --bench-dir without them`);
+    const written = await writeCalibrationJsonl(model, file, { seqlen, nsamples, textFile: ctx.model.calibrationPath ?? undefined });
+    dataset = written.path;
+    calibration = { path: ctx.model.calibrationPath ?? 'default', jsonlLines: written.lines };
+  }
+  const common = { logPath: o.logPath, timeoutMs: o.timeoutMs, signal: ctx.signal, env: qenv, onProgress: (_p: unknown, line: string) => o.onProgress?.(line) };
+  const values = { nsamples, seqlen, seed: job.seed, dataset, ...(tuned ? { iters: rv.iters, batchSize: rv.batchSize } : {}) };
+  let r: ExternalQuantResult;
+  // auto-round has no preset for dynamic per-token FP8 activations; llm-compressor does.
+  if (job.scheme.weights.kind === 'fp8' && job.scheme.activations.kind === 'fp8' && job.scheme.activations.dynamic) {
+    const python = toolArgv('LOWBIT_LLMCOMPRESSOR_PYTHON', ['python3'], env);
+    r = await runLlmCompressor(
+      { model, scheme: job.scheme, method: job.method, outputDir: staging, python, driver: join(o.root, 'harness', 'llmcompressor_quantize.py'), device: quantDevice(env), ...values },
+      common,
+    );
+  } else {
+    const command = toolArgv('LOWBIT_AUTOROUND_COMMAND', ['auto-round'], env);
+    const python = (env.LOWBIT_AUTOROUND_COMMAND ? siblingPython(command[0]) : null) ?? toolArgv('LOWBIT_QUANT_PYTHON', ['python3'], env)[0];
+    r = await runAutoRound(
+      {
+        model, scheme: job.scheme, method: job.method, outputDir: staging, command, device: quantDevice(env), ...values,
+        ...(tuned ? { lr: rv.lr, minmaxLr: rv.minmaxLr, enableQuantedInput: rv.enableQuantedInput, enableMinmaxTuning: rv.enableMinmaxTuning } : {}),
+      },
+      { ...common, python },
+    );
+  }
+  adopt(r.checkpoint, ctx.outDir, staging);
+  return {
+    bitsPerWeight: job.bitsPerWeight,
+    layers: r.quantizedLayers,
+    provenance: {
+      tool: r.tool, toolVersion: r.toolVersion, versions: r.versions, argv: r.argv, format: r.format, compressedTensors: r.compressedTensorsVersion,
+      calibration, configCorrection: r.configCorrection, tuningSeconds: r.tuningSeconds, blockLosses: r.blockLosses,
+      source: sourceOf(ctx), log: o.logPath, seconds: r.seconds,
+    },
+  };
 }
 
 export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
   const env = opts.env ?? process.env;
-  const python = env.LOWBIT_PYTHON || 'python3';
   const logFor = (jobId: string, file: string) => join(opts.logDir, jobId.slice(0, 16), file);
   const progress = (label: string) => (p: { task: string; batch: number; batches: number }) => opts.onBatch?.(`${label}: ${p.task} batch ${p.batch}/${p.batches}`);
 
@@ -191,57 +248,8 @@ export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
   };
 
   return {
-    async quantize(job, ctx) {
-      const model = modelDirOf(ctx, env);
-      const staging = join(ctx.outDir, '.tool-output');
-      const logPath = logFor(job.id, 'quantize.log');
-      const qenv = { ...(ctx.model.overrides.vllm?.env ?? {}) };
-      const onLine = (line: string) => {
-        const p = parseProgress(line);
-        if (p) opts.onBatch?.(`${job.label}: ${line.slice(0, 100)}`);
-      };
-      // auto-round has no preset for dynamic per-token FP8 (autoround.md §9.2); llm-compressor does.
-      const useLlmCompressor = job.scheme.weights.kind === 'fp8' && job.scheme.activations.kind === 'fp8' && job.scheme.activations.dynamic;
-      if (useLlmCompressor) {
-        const rv = job.recipeValues;
-        const r = await runLlmCompressor(
-          {
-            model, scheme: job.scheme, method: job.method, outputDir: staging, python, driver: join(opts.root, 'harness', 'llmcompressor_quantize.py'),
-            ...(job.method === 'autoround' && rv ? { iters: rv.iters, nsamples: rv.nsamples, seqlen: rv.seqlen, batchSize: rv.batchSize, seed: job.seed, dataset: calibrationDataset(job, ctx.model) } : {}),
-          },
-          { logPath, timeoutMs: opts.quantizeTimeoutMs, signal: ctx.signal, env: qenv, python },
-        );
-        adopt(staging, ctx.outDir, staging);
-        return {
-          bitsPerWeight: job.bitsPerWeight, layers: r.quantizedLayers,
-          provenance: { tool: r.tool, toolVersion: r.toolVersion, versions: r.versions, argv: r.argv, format: r.format, compressedTensors: r.compressedTensorsVersion, source: sourceOf(ctx), log: logPath },
-        } satisfies QuantizeResult;
-      }
-      const rv = job.recipeValues;
-      const arJob: AutoRoundJob = {
-        model, scheme: job.scheme, method: job.method, outputDir: staging,
-        ...(job.method === 'autoround' && rv ? { iters: rv.iters, nsamples: rv.nsamples, seqlen: rv.seqlen, batchSize: rv.batchSize, seed: job.seed, dataset: calibrationDataset(job, ctx.model) } : {}),
-      };
-      const built = buildAutoRoundArgv(arJob);
-      const prefix = argvFromEnv(env, 'LOWBIT_AUTOROUND_COMMAND') ?? [built.command];
-      const ro = { command: prefix[0], args: [...prefix.slice(1), ...built.args, ...autoRoundExtraFlags(job)], env: qenv, logPath, timeoutMs: opts.quantizeTimeoutMs, signal: ctx.signal, onLine };
-      const r = await runLogged(ro);
-      if (r.exitCode !== 0) throw failure('auto-round', ro, r, 'fix the cause above (scheme/format support, GPU memory, model path)');
-      const predicted = autoRoundExportDir(arJob);
-      const exportDir = existsSync(join(predicted, 'config.json')) ? predicted : staging;
-      if (!existsSync(join(exportDir, 'config.json'))) throw new UserError(`auto-round finished but wrote no checkpoint (expected ${predicted}/config.json); log: ${logPath}`);
-      const v = validateQuantizedCheckpoint(exportDir, 'auto-round', job.scheme);
-      adopt(exportDir, ctx.outDir, staging);
-      const arVersion = await pythonPackageVersion(python, 'auto-round');
-      return {
-        bitsPerWeight: job.bitsPerWeight,
-        layers: v.quantized,
-        provenance: {
-          tool: 'auto-round', toolVersion: arVersion, versions: { 'auto-round': arVersion, 'compressed-tensors': v.compressedTensorsVersion },
-          argv: [ro.command, ...ro.args], format: v.format, source: sourceOf(ctx), log: logPath, seconds: r.seconds,
-        },
-      } satisfies QuantizeResult;
-    },
+    quantize: (job, ctx) =>
+      quantizeExternal(job, ctx, { env, root: opts.root, logPath: logFor(job.id, 'quantize.log'), timeoutMs: opts.quantizeTimeoutMs, onProgress: (line) => opts.onBatch?.(`${job.label}: ${line.slice(0, 100)}`) }),
 
     async base(job, ctx) {
       const suite = loadSuite(job.suite.file) as KldSuite;
@@ -286,13 +294,13 @@ export function vllmHandlers(opts: VllmHandlerOptions): Handlers {
       if (tasks.length && job.suite.name === opts.lmevalSuite) {
         // After our server is down: lm_eval's vllm backend loads the model itself (GPU memory).
         const ours = new Set(metrics.map((m) => m.task));
-        const lmCmd = argvFromEnv(env, 'LOWBIT_LMEVAL_COMMAND');
-        if (lmCmd && lmCmd.length !== 1) throw new UserError('LOWBIT_LMEVAL_COMMAND must name one executable, e.g. ["/opt/venv/bin/lm_eval"]');
+        const lmCmd = toolArgv('LOWBIT_LMEVAL_COMMAND', ['lm_eval'], env);
+        if (lmCmd.length !== 1) throw new UserError('LOWBIT_LMEVAL_COMMAND must name one executable, e.g. ["/opt/venv/bin/lm_eval"]');
         const v = ctx.model.overrides.vllm;
         const r = await runLmEval(
           {
             backend: 'vllm', pretrained: dir, tasks, outputPath: join(opts.logDir, job.id.slice(0, 16), 'lm-eval'), addBosToken: tok.addBosDefault,
-            tensorParallelSize: v?.tensorParallel ?? 1, limit: ctx.limit, command: lmCmd?.[0],
+            tensorParallelSize: v?.tensorParallel ?? 1, limit: ctx.limit, command: lmCmd[0],
           },
           { logPath: logFor(job.id, 'lm-eval.log'), timeoutMs: opts.lmevalTimeoutMs, signal: ctx.signal, env: { ...(v?.env ?? {}) } },
         );

@@ -18,6 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { ToolError, UserError } from '../errors.ts';
+import { runTool } from '../process/index.ts';
 import { TOOL_ENVS, TORCH_PIN, toolEnvSpec, type ToolEnvSpec } from './registry.ts';
 
 export { TOOL_ENVS, TORCH_PIN, toolEnvSpec, type ToolEnvSpec } from './registry.ts';
@@ -117,11 +118,11 @@ export async function ensureToolEnv(
     // pip steps are idempotent; a download cut short fails its hash check, so try again
     // (pip's own --retries covers only failed connections).
     const step = async (what: string, cmd: string, args: string[], attempts = 1) => {
-      const out = { file: logPath, append: true } as const;
       for (let attempt = 1; ; attempt++) {
         say(`${name}: ${what}${attempt > 1 ? ` (attempt ${attempt} of ${attempts})` : ''}`);
         try {
-          await execa(cmd, args, { stdout: out, stderr: out, env: { ...env, PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
+          // The one process supervisor: own group, log appended, killed with us.
+          await runTool({ tool: `${name}: ${what}`, command: cmd, args, logPath, env: envStrings({ ...env, PIP_DISABLE_PIP_VERSION_CHECK: '1' }), fix: 'read the log' });
           return;
         } catch (e) {
           if (attempt >= attempts) throw new ToolEnvError(`${name}: ${what} failed; see ${logPath}`, { cause: e });
@@ -140,6 +141,10 @@ export async function ensureToolEnv(
   } finally {
     rmSync(lock, { force: true });
   }
+}
+
+function envStrings(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
 /** A tool environment could not be built or does not work (not the user's input). */

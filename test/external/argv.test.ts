@@ -20,8 +20,9 @@ test('auto-round argv per scheme and method (llm_compressor format; RTN = --iter
     ['W3A16', 'rtn', ['--scheme', 'W3A16', '--format', 'llm_compressor', '--output_dir', 'out', '--iters', '0', '--disable_opt_rtn']],
     ['W8A16', 'rtn', ['--scheme', 'W8A16', '--format', 'llm_compressor', '--output_dir', 'out', '--iters', '0', '--disable_opt_rtn']],
     ['NVFP4', 'autoround', ['--scheme', 'NVFP4', '--format', 'llm_compressor', '--output_dir', 'out']],
-    ['NVFP4A16', 'autoround', ['--scheme', 'NVFP4', '--act_bits', '16', '--format', 'llm_compressor', '--output_dir', 'out']],
-    ['MXFP4A16', 'rtn', ['--scheme', 'MXFP4', '--act_bits', '16', '--format', 'llm_compressor', '--output_dir', 'out', '--iters', '0', '--disable_opt_rtn']],
+    // weight-only FP4: --act_data_type too, or auto-round resets act_bits to the preset's 4 (0.16.1, recorded warning)
+    ['NVFP4A16', 'autoround', ['--scheme', 'NVFP4', '--act_bits', '16', '--act_data_type', 'float', '--format', 'llm_compressor', '--output_dir', 'out']],
+    ['MXFP4A16', 'rtn', ['--scheme', 'MXFP4', '--act_bits', '16', '--act_data_type', 'float', '--format', 'llm_compressor', '--output_dir', 'out', '--iters', '0', '--disable_opt_rtn']],
     ['W8A8-FP8-STATIC', 'autoround', ['--scheme', 'FP8_STATIC', '--format', 'llm_compressor', '--output_dir', 'out']],
   ];
   for (const [scheme, method, rest] of table) {
@@ -36,10 +37,21 @@ test('auto-round recipes pick the entry point; explicit values and overrides bec
   assert.equal(buildAutoRoundArgv({ model: M, scheme: 'W4A16', method: 'autoround', recipe: 'light', outputDir: 'o' }).command, 'auto-round-light');
   assert.equal(buildAutoRoundArgv({ model: M, scheme: 'W4A16', method: 'rtn', recipe: 'best', outputDir: 'o' }).command, 'auto-round');
   const asym64 = withOverrides(getScheme('W2A16'), { groupSize: 64, symmetric: false });
-  const { args } = buildAutoRoundArgv({ model: M, scheme: asym64, method: 'autoround', outputDir: 'o', iters: 1000, nsamples: 512, seqlen: 2048, batchSize: 8, seed: 42, device: '0,1', ignoreLayers: ['mlp.down_proj', 'lm_head'] });
+  const { args } = buildAutoRoundArgv({
+    model: M, scheme: asym64, method: 'autoround', outputDir: 'o', iters: 1000, nsamples: 512, seqlen: 2048, batchSize: 8, seed: 42, device: '0,1', ignoreLayers: ['mlp.down_proj', 'lm_head'],
+    lr: 0.005, minmaxLr: null, enableQuantedInput: false, enableMinmaxTuning: true, dataset: '/cal/x.jsonl',
+  });
   assert.deepEqual(args, [
     '--model', M, '--scheme', 'W2A16', '--group_size', '64', '--asym', '--format', 'llm_compressor', '--output_dir', 'o',
-    '--iters', '1000', '--nsamples', '512', '--seqlen', '2048', '--batch_size', '8', '--seed', '42', '--device_map', '0,1', '--ignore_layers', 'mlp.down_proj,lm_head',
+    '--iters', '1000', '--nsamples', '512', '--seqlen', '2048', '--batch_size', '8', '--lr', '0.005', '--disable_quanted_input', '--dataset', '/cal/x.jsonl',
+    '--seed', '42', '--device_map', '0,1', '--ignore_layers', 'mlp.down_proj,lm_head',
+  ]);
+  // no GPU: cpu device map and no torch.compile; RTN still gets calibration (NVFP4 caches block inputs); the argv prefix comes from toolArgv
+  const cpu = buildAutoRoundArgv({ model: M, scheme: 'NVFP4A16', method: 'rtn', outputDir: 'o', nsamples: 16, seqlen: 256, seed: 42, dataset: 'c.jsonl', device: 'cpu', command: ['/env/bin/python', '-m', 'auto_round'] });
+  assert.equal(cpu.command, '/env/bin/python');
+  assert.deepEqual(cpu.args, [
+    '-m', 'auto_round', '--model', M, '--scheme', 'NVFP4', '--act_bits', '16', '--act_data_type', 'float', '--format', 'llm_compressor', '--output_dir', 'o',
+    '--iters', '0', '--disable_opt_rtn', '--nsamples', '16', '--seqlen', '256', '--dataset', 'c.jsonl', '--seed', '42', '--device_map', 'cpu', '--disable_torch_compile',
   ]);
   assert.ok(!args.includes('--sym'));
   assert.throws(() => buildAutoRoundArgv({ model: M, scheme: 'BF16', method: 'rtn', outputDir: 'o' }), UserError);
@@ -47,15 +59,17 @@ test('auto-round recipes pick the entry point; explicit values and overrides bec
   assert.throws(() => buildAutoRoundArgv({ model: M, scheme: 'W4A16', method: 'autoround', outputDir: 'o', iters: 0 }), /method rtn/);
 });
 
-test("auto-round export folder naming follows autoround.md §9.3's examples", () => {
+test("auto-round export folder naming follows auto-round 0.16.1's _get_export_dir (int and NVFP4 RTN recorded on stories260k)", () => {
   const dir = (scheme: Parameters<typeof autoRoundExportDir>[0]['scheme'], method: 'autoround' | 'rtn' = 'autoround') => autoRoundExportDir({ model: M, scheme, method, outputDir: 'tmp_autoround' });
   assert.equal(dir('W4A16'), 'tmp_autoround/Qwen3-0.6B-w4g128');
   assert.equal(dir(withOverrides(getScheme('W2A16'), { groupSize: 64 })), 'tmp_autoround/Qwen3-0.6B-w2g64');
   assert.equal(dir('NVFP4'), 'tmp_autoround/Qwen3-0.6B-nvfp-w4g16');
   assert.equal(dir('MXFP4A16'), 'tmp_autoround/Qwen3-0.6B-mxfp-w4g32');
   assert.equal(dir('W8A8-FP8-STATIC'), 'tmp_autoround/Qwen3-0.6B-fp-w8afp8');
-  // pure RTN of int / MX weights runs model-free, straight into output_dir (§6)
-  assert.equal(dir('W4A16', 'rtn'), 'tmp_autoround');
+  // recorded with auto-round 0.16.1: integer and NVFP4 RTN export into the named folder; MX RTN runs model-free into output_dir
+  assert.equal(autoRoundExportDir({ model: '/m/stories260k', scheme: withOverrides(getScheme('W4A16'), { groupSize: 32 }), method: 'rtn', outputDir: '/o' }), '/o/stories260k-w4g32');
+  assert.equal(autoRoundExportDir({ model: '/m/stories260k', scheme: 'NVFP4A16', method: 'rtn', outputDir: '/o' }), '/o/stories260k-nvfp-w4g16');
+  assert.equal(dir('MXFP4A16', 'rtn'), 'tmp_autoround');
   assert.equal(autoRoundExportDir({ model: '/ckpt/my model/', scheme: 'W4A16', method: 'autoround', outputDir: '/out/' }), '/out/my model-w4g128');
 });
 

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { findResultsFile, parseLmEvalResults, readLmEvalResults, runLmEval } from '../../src/engines/lmeval/index.ts';
-import { UserError } from '../../src/errors.ts';
+import { ToolError, UserError } from '../../src/errors.ts';
 
 const FIX = resolve(import.meta.dirname, '../../harness/fixtures/lmeval');
 const FAKE = resolve(import.meta.dirname, 'fixtures/fake-lmeval.mjs');
@@ -91,7 +91,8 @@ test('runLmEval runs the tool with an argv array, finds and ingests its results;
     await runLmEval({ backend: 'vllm', pretrained: 'm', tasks: ['arc_chalenge'], outputPath: out, addBosToken: true, command: FAKE }, { logPath: log, env: { FAKE_MODE: 'fail' } });
     assert.fail('expected failure');
   } catch (e) {
-    assert.ok(e instanceof UserError);
+    assert.ok(e instanceof ToolError, 'a failing tool is a ToolError (exit 3), not a usage error');
+    assert.equal(e.exitCode, 3);
     assert.match(e.message, /^lm_eval exited with code 1: ValueError: Tasks not found: arc_chalenge.*log: .*lmeval\.log$/);
   }
 });

@@ -1,6 +1,7 @@
 /**
  * `bench run --engine vllm` end to end, as real processes: the quantize step runs a fake
- * auto-round (our RTN behind auto-round's argv, fixtures/fake-auto-round.ts), each eval job
+ * auto-round (our RTN behind auto-round's argv, writing where auto-round 0.16.1 writes integer
+ * RTN, fixtures/fake-auto-round.ts), each eval job
  * serves its checkpoint with `bench serve` standing in for `vllm serve`, and our suite is
  * scored over HTTP. The perplexities must equal those of `bench run --engine onnx` (the
  * in-process engine, a separate implementation path) on the same checkpoints to 1e-6
@@ -59,7 +60,7 @@ test('bench run --engine vllm (fake auto-round + bench serve) equals the embedde
       env: {
         LOWBIT_VLLM_COMMAND: JSON.stringify([process.execPath, join(ROOT, 'bin', 'bench.js'), 'serve']),
         LOWBIT_AUTOROUND_COMMAND: JSON.stringify([process.execPath, '--import', 'tsx', FAKE_AR]),
-        LOWBIT_PYTHON: join(tmp, 'no-python'),
+        LOWBIT_QUANT_PYTHON: join(tmp, 'no-python'),
         FAKE_AUTOROUND_PIDFILE: pidFile,
       },
     });

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VllmEngine, ManagedServer, buildServerArgv, parseServerCommand, vllmServeCommand } from '../../src/engines/vllm/index.ts';
-import { UserError } from '../../src/errors.ts';
+import { ToolError, UserError } from '../../src/errors.ts';
 import { fakeCommand } from './fixtures/command.ts';
 import { expectedLogprobs, argmax, BOS } from './fixtures/fake-engine.ts';
 
@@ -43,16 +43,23 @@ async function assertGone(pid: number | undefined, what: string, ms = 8000): Pro
   }
   assert.fail(`${what} (pid ${pid}) is still running`);
 }
-async function expectUserError(p: Promise<unknown>, re: RegExp): Promise<UserError> {
+async function expectError<E extends Error>(p: Promise<unknown>, re: RegExp, kind: new (...a: never[]) => E): Promise<E> {
   try {
     await p;
   } catch (e) {
-    assert.ok(e instanceof UserError, `expected a UserError, got ${(e as Error).stack}`);
+    assert.ok(e instanceof kind, `expected a ${kind.name}, got ${(e as Error).stack}`);
     assert.match(e.message, re);
     assert.ok(!e.message.includes('\n'), 'one line');
     return e;
   }
   assert.fail('expected an error');
+}
+const expectUserError = (p: Promise<unknown>, re: RegExp) => expectError(p, re, UserError);
+/** Server failures are the tool's, not the user's: ToolError, exit code 3. */
+async function expectToolError(p: Promise<unknown>, re: RegExp): Promise<ToolError> {
+  const e = await expectError(p, re, ToolError);
+  assert.equal(e.exitCode, 3);
+  return e;
 }
 /** The server started by a failing call: found through its log's start line and pid. */
 function pidFromLog(path: string): number {
@@ -174,7 +181,7 @@ test('model paths with spaces, quotes and ; reach the server untouched (no shell
 
 test('a server that never becomes healthy: startup timeout, one-line error with the log, process killed', async () => {
   const lp = logPath();
-  const err = await expectUserError(
+  const err = await expectToolError(
     VllmEngine.start({ model: 'm', servedName: 'job-x', logPath: lp, command: fakeCommand(['--mode', 'never-healthy'], { startupTimeoutMs: 1500 }), prefixToken: BOS }),
     /did not become healthy within 2 s.*log: /,
   );
@@ -184,7 +191,7 @@ test('a server that never becomes healthy: startup timeout, one-line error with 
 
 test('a server that fails at startup: the real error line from its log, not the wrapper', async () => {
   const lp = logPath();
-  await expectUserError(
+  await expectToolError(
     VllmEngine.start({ model: 'm', servedName: 'job-x', logPath: lp, command: fakeCommand(['--mode', 'crash-start']), prefixToken: BOS }),
     /exited with code 1: ValueError: Free memory on device .* before becoming ready.*log: .*server\.log$/,
   );
@@ -192,7 +199,7 @@ test('a server that fails at startup: the real error line from its log, not the 
 });
 
 test('a server command that does not exist: one-line error naming it', async () => {
-  await expectUserError(
+  await expectToolError(
     VllmEngine.start({ model: 'm', servedName: 'job-x', logPath: logPath(), command: { ...vllmServeCommand(), command: join(dir, 'no-such-vllm') }, prefixToken: BOS }),
     /no-such-vllm|ENOENT/,
   );
@@ -247,7 +254,7 @@ test('HTTP 500s are retried with backoff and then succeed; persistent 500s give 
 
 test("a port that serves someone else's model is refused", async () => {
   const lp = logPath();
-  await expectUserError(
+  await expectToolError(
     VllmEngine.start({ model: 'm', servedName: 'job-mine', logPath: lp, command: fakeCommand(['--mode', 'other-name']), prefixToken: BOS }),
     /serves model 'someone-else', not 'job-mine'.*log: /,
   );

@@ -1,5 +1,5 @@
 /** Run `lm_eval` as a subprocess and ingest its results (reference lm-eval.md §5). */
-import { failure, runLogged } from '../../quant/external/run.ts';
+import { runTool } from '../../process/index.ts';
 import { buildLmEvalArgv, outputModelName, type LmEvalOptions } from './argv.ts';
 import { findResultsFile, readLmEvalResults, type LmEvalResults } from './results.ts';
 
@@ -21,9 +21,10 @@ export interface LmEvalRun extends LmEvalResults {
 export async function runLmEval(o: LmEvalOptions, run: LmEvalRunOptions): Promise<LmEvalRun> {
   const { command, args } = buildLmEvalArgv(o);
   const started = Date.now() - 1000;
-  const ro = { command, args, env: run.env, logPath: run.logPath, timeoutMs: run.timeoutMs, signal: run.signal, onSpawn: run.onSpawn };
-  const r = await runLogged(ro);
-  if (r.exitCode !== 0) throw failure('lm_eval', ro, r, 'fix the cause above (task names, model args, GPU memory)');
+  const r = await runTool({
+    tool: 'lm_eval', command, args, env: run.env, logPath: run.logPath, timeoutMs: run.timeoutMs, signal: run.signal, onSpawn: run.onSpawn,
+    fix: 'fix the cause above (task names, model args, GPU memory)',
+  });
   const resultsPath = findResultsFile(o.outputPath, outputModelName(o), started);
   const parsed = readLmEvalResults(resultsPath);
   parsed.provenance.argv = [command, ...args];

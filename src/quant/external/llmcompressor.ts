@@ -16,10 +16,13 @@ export interface LlmCompressorJob {
   seqlen?: number;
   batchSize?: number;
   seed?: number;
+  /** A local jsonl of `{"text": ...}` lines (src/quant/external/calibration.ts); else auto-round's get_dataset default. */
   dataset?: string;
   ignore?: readonly string[];
-  /** Python interpreter (e.g. a venv's python); default `python3`. */
-  python?: string;
+  /** "cpu": no torch.compile in AutoRoundModifier. */
+  device?: string;
+  /** Python interpreter of the llmcompressor environment (argv prefix from `toolArgv`); default `python3`. */
+  python?: string | readonly string[];
   /** Driver path; default `harness/llmcompressor_quantize.py` of this checkout. */
   driver: string;
 }
@@ -56,6 +59,8 @@ export function buildLlmCompressorArgv(job: LlmCompressorJob): { command: string
   num('--batch-size', job.batchSize, 1);
   num('--seed', job.seed, 0);
   if (job.dataset !== undefined) args.push('--dataset', job.dataset);
+  if (job.device !== undefined) args.push('--device', job.device);
   for (const i of job.ignore ?? ['lm_head']) args.push('--ignore', i);
-  return { command: job.python ?? 'python3', args };
+  const py = typeof job.python === 'string' ? [job.python] : job.python ?? ['python3'];
+  return { command: py[0], args: [...py.slice(1), ...args] };
 }

@@ -77,6 +77,24 @@ export function schemeMismatch(scheme: Scheme, weights: Obj): string | null {
   }
 }
 
+/**
+ * Why a config group's `input_activations` are not `scheme`'s, or null when they match: a
+ * weight-only scheme needs none (a checkpoint that quantizes activations must never be
+ * scored as A16), an activation scheme needs them with its type, bits and dynamic flag.
+ */
+export function activationMismatch(scheme: Scheme, act: Obj | null | undefined): string | null {
+  const a = scheme.activations;
+  const present = act !== null && act !== undefined;
+  if (a.kind === 'none') return present ? `input_activations are quantized (${act.type}${act.num_bits}${act.dynamic ? ' dynamic' : ''}), ${scheme.name} has 16-bit activations` : null;
+  if (!present) return `input_activations are not quantized, ${scheme.name} quantizes them`;
+  const bits = a.kind === 'fp8' ? 8 : 4;
+  if (act.type !== 'float' || act.num_bits !== bits) return `input_activations are ${act.type}${act.num_bits}, ${scheme.name} needs float${bits}`;
+  // NVFP4 activations: per-forward block scales under a calibrated global scale, written `dynamic: "local"`.
+  const dynamic = act.dynamic === true || act.dynamic === 'local';
+  if (dynamic !== a.dynamic) return `input_activations are ${dynamic ? 'dynamic' : 'static'}, ${scheme.name} needs ${a.dynamic ? 'dynamic' : 'static'}`;
+  return null;
+}
+
 export function validateQuantizedCheckpoint(dir: string, tool: string, expect?: Scheme): ValidatedCheckpoint {
   const cfgPath = join(dir, 'config.json');
   let raw: Obj;
@@ -104,7 +122,7 @@ export function validateQuantizedCheckpoint(dir: string, tool: string, expect?: 
         const group = Object.values(groups).find((g) => Array.isArray(g.targets) && (g.targets as string[]).some((t) => t === 'Linear' || matches(name, t)));
         if (!group || !group.weights) continue;
         const format = String(group.format ?? qc.format ?? '');
-        const bad = expect ? schemeMismatch(expect, group.weights as Obj) : null;
+        const bad = expect ? schemeMismatch(expect, group.weights as Obj) ?? activationMismatch(expect, group.input_activations as Obj | null | undefined) : null;
         if (bad) throw new UserError(`${tool} output ${dir}: layer '${name}': ${bad}; the tool did not produce the requested scheme`);
         const dims = linearDims(cfg, name);
         for (const [suffix, dtypes] of promised(format, group)) {

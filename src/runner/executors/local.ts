@@ -3,6 +3,7 @@
  * finish, at most `capacity` at once (jobs overlap where handlers await: onnxruntime,
  * child processes). A job whose output appears in the cache meanwhile is taken as done.
  */
+import { describeFailure } from '../../errors.ts';
 import type { Job } from '../../matrix/plan.ts';
 import type { JobBoard } from '../board.ts';
 import type { ExecuteOptions, ExecuteOutcome, Executor } from '../executor.ts';
@@ -39,7 +40,7 @@ export class LocalExecutor implements Executor {
                 board.finish(j, index, (performance.now() - t0) / 1000);
               })
               .catch((e: unknown) => {
-                board.fail(j, index, e instanceof Error ? e.message : String(e));
+                board.fail(j, index, describeFailure(e));
                 if (opts.failFast) stopped = true;
               })
               .finally(() => {

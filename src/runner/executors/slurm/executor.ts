@@ -14,6 +14,7 @@
  * On abort (Ctrl-C, SIGTERM), or after the first failure with --fail-fast, every task of
  * the run is cancelled and the executor waits until squeue lists none of them.
  */
+import { ToolError, describeFailure } from '../../../errors.ts';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeAtomic } from '../../../checkpoint/safetensors.ts';
@@ -318,7 +319,7 @@ export class SlurmExecutor implements Executor {
     const why = state === 'COMPLETED' ? 'exited 0 but its output is not in the cache' : `ended ${state}${code ? ` (exit code ${code})` : ''}`;
     const last = lastLine(log);
     start(j);
-    board.fail(j, index.get(j.id)!, `Slurm job ${tid} ${why}; log ${log}${last ? `: ${last}` : ''}`, { jobId: tid, state, ...(code ? { exitCode: code } : {}), log });
+    board.fail(j, index.get(j.id)!, describeFailure(new ToolError(`Slurm job ${tid} ${why}; log ${log}${last ? `: ${last}` : ''}`)), { jobId: tid, state, ...(code ? { exitCode: code } : {}), log });
   }
 
   /** Cancel every task of the run and wait until squeue lists none of them as queued or running. */
@@ -336,7 +337,7 @@ export class SlurmExecutor implements Executor {
       await new Promise((r) => setTimeout(r, 250));
     }
     for (const { job: j } of tasks.values())
-      if (board.state(j.id) === 'running') board.fail(j, index.get(j.id)!, `${j.label}: cancelled (${why === 'fail-fast' ? '--fail-fast after a failure' : 'the run was interrupted'})`);
+      if (board.state(j.id) === 'running') board.fail(j, index.get(j.id)!, describeFailure(new ToolError(`${j.label}: cancelled (${why === 'fail-fast' ? '--fail-fast after a failure' : 'the run was interrupted'})`)));
     board.skipPending();
     board.settle();
     return {};
