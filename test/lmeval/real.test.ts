@@ -65,7 +65,8 @@ test('BOS conventions: lm-eval hf add_bos_token=False equals ours (prefix), =Tru
     const ours = await score('onnx', STORIES, suite, { bos });
     assert.equal(theirs.provenance.addBosToken, bos === 'document');
     assert.equal(theirs.provenance.bos, bos);
-    assert.match(String(theirs.provenance.model_args), new RegExp(`add_bos_token=${bos === 'document' ? 'True' : 'False'}`));
+    // lm-eval 0.4.13 records model_args as the parsed object.
+    assert.equal((theirs.provenance.model_args as Record<string, unknown>).add_bos_token, bos === 'document');
     assert.equal(theirs.provenance.lm_eval_version, '0.4.13');
     for (const m of ours.metrics) assert.equal(m.extra?.bosInDocument, bos === 'document' ? 1 : 0);
     assertClose(theirs.metrics, ours.metrics, PPL, 1e-4, `BOS ${bos}`);
@@ -78,6 +79,7 @@ test('the recorded full runs of real lm-eval hf (stories 501-1000) equal ours un
   const suite = loadSuite('tinystories-ppl');
   for (const [file, bos] of [['results_v0.4.13_hf_ppl_prefix.json', 'prefix'], ['results_v0.4.13_hf_ppl_document.json', 'document']] as const) {
     const rec = readLmEvalResults(join(ROOT, 'harness/fixtures/lmeval', file));
+    assert.equal((rec.provenance.model_args as Record<string, unknown>).add_bos_token, bos === 'document');
     const theirs = rec.metrics.map((m) => ({ ...m, task: suite.name }));
     const ours = (await evaluateByEngine(suite, { engine: 'onnx', dir: STORIES, bos, workDir: tmp, threads: 1 })).metrics;
     assert.equal(ours[0].n, 500);
@@ -95,7 +97,10 @@ test('lm-eval hf reads our W4A16 and NVFP4A16 RTN checkpoints and equals bench e
     const theirs = await score('lmeval-hf', out, suite);
     const ours = await score('onnx', out, suite);
     assert.equal(theirs.provenance.dtype, scheme === 'NVFP4A16' ? 'bfloat16' : 'float32');
-    assertClose(theirs.metrics, ours.metrics, PPL, 1e-4, scheme);
+    // NVFP4: transformers only loads FP4 checkpoints in bfloat16, so lm-eval computes the whole
+    // forward pass in bfloat16 (8-bit mantissa); the difference is lm-eval's rounding, not the
+    // checkpoint (harness/README.md "lm-eval hf on our checkpoints").
+    assertClose(theirs.metrics, ours.metrics, PPL, scheme === 'NVFP4A16' ? 5e-3 : 1e-4, scheme);
   }
 });
 
