@@ -91,7 +91,8 @@ export function vllmCpuCommand(maxModelLen: number, env: NodeJS.ProcessEnv = pro
   const python = env.LOWBIT_VLLM_COMMAND ? undefined : builtCommand('LOWBIT_VLLM_PYTHON', env);
   const prefix = python ? [python, '-m', 'vllm.entrypoints.openai.api_server'] : toolArgv('LOWBIT_VLLM_COMMAND', ['vllm', 'serve'], env);
   const base = vllmServeCommand();
-  const model = prefix.includes('vllm.entrypoints.openai.api_server') ? ['--model', '{model}'] : ['{model}'];
+  // The api_server module takes the model as --model (a prefix may already end with it).
+  const model = prefix.includes('vllm.entrypoints.openai.api_server') && prefix[prefix.length - 1] !== '--model' ? ['--model', '{model}'] : ['{model}'];
   return vllmServeCommand({
     command: prefix[0],
     args: [...prefix.slice(1), ...model, ...base.args.slice(2)],
