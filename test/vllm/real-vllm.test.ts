@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadTokenizer } from '../../src/checkpoint/tokenizer.ts';
@@ -96,4 +96,35 @@ test('bench eval --engine vllm equals --engine onnx on tinystories-ppl (synth-ll
   assert.equal(v.provenance.serverVersion, '0.32.0');
   const pid = v.provenance.serverPid as number;
   assert.deepEqual(groupMembers(pid), []);
+});
+
+test('bench run --engine vllm: a matrix on the real server completes, equals onnx, and leaves no server', async () => {
+  const env = await vllmEnv();
+  const prefix = JSON.parse(env.LOWBIT_VLLM_COMMAND!) as string[];
+  // runner/vllm.ts puts the model right after the prefix: the api_server module takes it as --model.
+  const command = prefix.includes('vllm.entrypoints.openai.api_server') ? [...prefix, '--model'] : prefix;
+  const models = JSON.parse(readFileSync(join(ROOT, 'models.json'), 'utf8'));
+  const dir = join(tmp, 'run');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'models.json');
+  writeFileSync(file, JSON.stringify({
+    recipes: models.recipes,
+    matrix: { models: ['synth'], schemes: ['BF16'], methods: ['rtn'], recipes: ['default'], suites: ['tinystories-ppl'] },
+    models: { synth: { source: SYNTH, family: 'llama', engines: ['vllm'], overrides: { vllm: { serveArgs: ['--dtype', 'float32', '--enforce-eager'], env: { VLLM_CPU_KVCACHE_SPACE: '1', VLLM_CPU_OMP_THREADS_BIND: 'nobind', HF_HUB_OFFLINE: '1' } } } } },
+  }));
+  execFileSync(process.execPath, [join(ROOT, 'bin', 'bench.js'), 'run', '--models-file', file, '--models', 'synth', '--schemes', 'BF16', '--suites', 'tinystories-ppl', '--engine', 'vllm', '--limit', '3', '--bench-dir', join(dir, '.bench'), '--no-report'], {
+    env: { ...env, LOWBIT_VLLM_COMMAND: JSON.stringify(command) },
+    stdio: 'ignore',
+  });
+  const runs = join(dir, '.bench', 'runs');
+  const ledger = readFileSync(join(runs, readdirSync(runs)[0], 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const o = await evaluateByEngine(loadSuite('tinystories-ppl'), { engine: 'onnx', dir: SYNTH, limit: 3, workDir: join(tmp, 'run-onnx'), threads: 1 });
+  for (const m of o.metrics) {
+    const r = ledger.find((x) => x.metric === m.metric);
+    assert.ok(r && rel(r.value, m.value) < 1e-4, `${m.metric}: ledger ${r?.value} vs onnx ${m.value}`);
+    assert.equal(r.provenance.evaluator.serverVersion, '0.32.0');
+    const pid = r.provenance.evaluator.serverPid as number;
+    assert.ok(pid > 0);
+    assert.deepEqual(groupMembers(pid), [], `server ${pid} left processes`);
+  }
 });
