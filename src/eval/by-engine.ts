@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.ts';
-import type { Engine } from './../engines/engine.ts';
+import type { Engine } from '../engines/engine.ts';
 import { lmEvalHfDtype, runSuiteWithLmEval } from '../engines/lmeval/suite.ts';
 import { openOnnxCheckpoint } from '../engines/onnx/checkpoint.ts';
 import { benchServeCommand, vllmServeCommand, VllmEngine, type ServerCommand } from '../engines/vllm/index.ts';
