@@ -132,7 +132,7 @@ export async function ensureToolEnv(
     const py = join(state.dir, 'bin', 'python');
     await step('creating the virtual environment', basePython(env), ['-m', 'venv', state.dir]);
     await step(`installing ${TORCH_PIN} first`, py, ['-m', 'pip', 'install', '--no-input', '--retries', '10', TORCH_PIN], 3);
-    await step('installing the pinned tools', py, ['-m', 'pip', 'install', '--no-input', '--retries', '10', '-r', state.requirements], 3);
+    await step('installing the pinned tools', py, ['-m', 'pip', 'install', '--no-input', '--retries', '10', ...(state.spec.noDeps ? ['--no-deps'] : []), '-r', state.requirements], 3);
     const versions = await probeVersions(py, state.spec);
     const buildSeconds = (Date.now() - started) / 1000;
     writeFileSync(join(state.dir, MARKER), JSON.stringify({ name, hash: state.hash, requirementsSha256: requirementsSha(state.spec), versions, buildSeconds, createdAt: new Date().toISOString() }, null, 2) + '\n');

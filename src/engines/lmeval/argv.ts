@@ -29,6 +29,17 @@ export interface LmEvalVllmOptions {
   seed?: number | string;
   /** Executable, default `lm_eval`; e.g. `/opt/venv/bin/lm_eval`. */
   command?: string;
+  /** Folder of extra task YAMLs (`--include_path`), e.g. tasks generated from our suites. */
+  includePath?: string;
+}
+
+/** `lm_eval --model hf`: transformers in-process (CPU here). */
+export interface LmEvalHfOptions extends Omit<LmEvalVllmOptions, 'backend' | 'tensorParallelSize' | 'gpuMemoryUtilization' | 'maxModelLen'> {
+  backend: 'hf';
+  /** Rolling window / longest input (`max_length`); lm-eval's default is the model's positions. */
+  maxLength: number;
+  /** `cpu` here; `cuda:0` on a GPU host. */
+  device?: string;
 }
 
 export interface LmEvalLocalCompletionsOptions extends Omit<LmEvalVllmOptions, 'backend' | 'pretrained' | 'tensorParallelSize' | 'gpuMemoryUtilization' | 'maxModelLen' | 'dtype'> {
@@ -45,7 +56,7 @@ export interface LmEvalLocalCompletionsOptions extends Omit<LmEvalVllmOptions, '
   maxRetries?: number;
 }
 
-export type LmEvalOptions = LmEvalVllmOptions | LmEvalLocalCompletionsOptions;
+export type LmEvalOptions = LmEvalVllmOptions | LmEvalHfOptions | LmEvalLocalCompletionsOptions;
 
 function modelArgValue(key: string, v: string | number | boolean): string {
   const s = typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v);
@@ -77,11 +88,20 @@ export function buildLmEvalArgv(o: LmEvalOptions): { command: string; args: stri
       ['seed', o.modelSeed],
       ...Object.entries(o.extraModelArgs ?? {}),
     ]);
+  } else if (o.backend === 'hf') {
+    modelArgs = modelArgsString([
+      ['pretrained', o.pretrained],
+      ['dtype', o.dtype ?? 'float32'],
+      ['max_length', o.maxLength],
+      ['add_bos_token', o.addBosToken],
+      ...Object.entries(o.extraModelArgs ?? {}),
+    ]);
   } else {
     modelArgs = modelArgsString([
       ['model', o.model],
       ['base_url', o.baseUrl],
       ['tokenizer', o.tokenizer],
+      ['tokenizer_backend', 'huggingface'],
       ['tokenized_requests', true],
       ['max_length', o.maxLength],
       ['num_concurrent', o.numConcurrent],
@@ -92,8 +112,10 @@ export function buildLmEvalArgv(o: LmEvalOptions): { command: string; args: stri
     ]);
   }
   const args = ['--model', o.backend, '--model_args', modelArgs, '--tasks', o.tasks.join(','), '--output_path', o.outputPath];
+  if (o.includePath !== undefined) args.push('--include_path', o.includePath);
   const batch = o.batchSize ?? (o.backend === 'vllm' ? 'auto' : 1);
   args.push('--batch_size', String(batch));
+  if (o.backend === 'hf') args.push('--device', o.device ?? 'cpu');
   if (o.numFewshot !== undefined) args.push('--num_fewshot', String(o.numFewshot));
   if (o.limit !== undefined) args.push('--limit', String(o.limit));
   if (o.logSamples) args.push('--log_samples');
@@ -108,5 +130,5 @@ export function sanitizeModelName(name: string): string {
 
 /** The model arg lm-eval names its output folder after: first of peft, delta, pretrained, model, path, engine. */
 export function outputModelName(o: LmEvalOptions): string {
-  return o.backend === 'vllm' ? o.pretrained : o.model;
+  return o.backend === 'local-completions' ? o.model : o.pretrained;
 }
