@@ -105,7 +105,7 @@ export async function autoRound(
   const n = calib.nsamples, T = calib.seqlen;
   const weights = readDecoderLinears(modelDir);
   const names = [...weights.keys()];
-  const { quantized, skipped } = selectLayers(names, (x) => weights.get(x)!, { ignore: options.ignore, skipUnaligned: options.skipUnaligned });
+  const { quantized, skipped } = selectLayers(names, (x) => weights.get(x)!, scheme.weights, { ignore: options.ignore, skipUnaligned: options.skipUnaligned });
   const qset = new Set(quantized);
   const ckpt = CheckpointTensors.open(modelDir);
   const record: AutoRoundRecord = {
