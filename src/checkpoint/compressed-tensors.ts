@@ -21,7 +21,7 @@ import { writeAtomic, type TensorToWrite } from './safetensors.ts';
 import { CheckpointTensors, writeCheckpointTensors } from './tensors.ts';
 import type { Scheme, WeightFormat } from '../quant/schemes.ts';
 import { dequantizeWeight, type QuantizedWeight } from '../quant/formats/index.ts';
-import { codecForWeights, dense, planLayers, quantizationConfig } from './codecs/index.ts';
+import { codecForWeights, dense, planLayers, quantizationConfig, type PlannedLayer, type StoredWeight } from './codecs/index.ts';
 
 export { CT_VERSION, activationArgs, formatName, linearDims, quantizationConfig, weightArgs } from './codecs/index.ts';
 
@@ -137,14 +137,10 @@ export function readCompressedCheckpoint(dir: string): CompressedCheckpoint {
     const out: CompressedCheckpoint = { config: plan.config, quantizationConfig: plan.quantizationConfig, weights: new Map(), shapes: new Map(), formats: new Map(), activations: new Map(), quantized: [] };
     for (const l of plan.layers) {
       out.shapes.set(`${l.name}.weight`, [l.rows, l.cols]);
-      if (l.codec === dense) {
-        out.weights.set(`${l.name}.weight`, ckpt.readFloat32(`${l.name}.weight`));
-        continue;
-      }
-      const q = l.codec.read(l, ckpt);
-      if (q.fmt.kind === 'nvfp4' && !(q.globalScale! > 0 && Number.isFinite(q.globalScale))) throw fail(l.name, `weight_global_scale is ${q.globalScale}, expected a positive finite number`);
-      out.weights.set(`${l.name}.weight`, dequantizeWeight(q));
-      out.formats.set(l.name, q.fmt);
+      const { weight, fmt } = decodeLayer(l, ckpt, fail);
+      out.weights.set(`${l.name}.weight`, weight);
+      if (!fmt) continue;
+      out.formats.set(l.name, fmt);
       out.activations.set(l.name, readActivation(l.activations, l.name, ckpt, fail));
       out.quantized.push(l.name);
     }
@@ -154,10 +150,34 @@ export function readCompressedCheckpoint(dir: string): CompressedCheckpoint {
   }
 }
 
+/** One planned layer's float32 weight as its codec decodes it (fmt null for dense layers). */
+function decodeLayer(l: PlannedLayer, ckpt: CheckpointTensors, fail: (l: string, p: string) => UserError): { weight: Float32Array; fmt: WeightFormat | null } {
+  if (l.codec === dense) return { weight: ckpt.readFloat32(`${l.name}.weight`), fmt: null };
+  const q = l.codec.read(l, ckpt);
+  if (q.fmt.kind === 'nvfp4' && !(q.globalScale! > 0 && Number.isFinite(q.globalScale))) throw fail(l.name, `weight_global_scale is ${q.globalScale}, expected a positive finite number`);
+  return { weight: dequantizeWeight(q), fmt: q.fmt };
+}
+
+/**
+ * Only the dequantized weights (`<layer>.weight` -> float32), through the same plan and
+ * codecs as readCompressedCheckpoint but without interpreting input_activations: for
+ * comparing weights of checkpoints whose activation settings we do not run (auto-round's
+ * MXFP4 export declares dynamic MX activations).
+ */
+export function readCompressedWeights(dir: string): Map<string, Float32Array> {
+  const ckpt = CheckpointTensors.open(dir);
+  try {
+    const fail = (layer: string, problem: string) => new UserError(`${dir}: layer '${layer}': ${problem}`);
+    return new Map(planLayers(dir, ckpt).layers.map((l) => [`${l.name}.weight`, decodeLayer(l, ckpt, fail).weight]));
+  } finally {
+    ckpt.close();
+  }
+}
+
 function readActivation(a: Record<string, unknown> | null, name: string, ckpt: CheckpointTensors, fail: (l: string, p: string) => UserError): LayerActivation {
   if (!a) return { kind: 'none', dynamic: true, strategy: null };
-  const kind = a.type === 'float' && a.num_bits === 8 ? 'fp8' : a.type === 'float' && a.num_bits === 4 ? 'nvfp4' : null;
-  if (!kind) throw fail(name, `input activations of type ${String(a.type)} with ${String(a.num_bits)} bits are not supported`);
+  const kind = a.type === 'float' && a.num_bits === 8 ? 'fp8' : a.type === 'float' && a.num_bits === 4 && a.group_size === 16 ? 'nvfp4' : null;
+  if (!kind) throw fail(name, `input activations ${String(a.type)}${String(a.num_bits)} group ${String(a.group_size)} are not supported (FP8, or NVFP4 in blocks of 16)`);
   const act: LayerActivation = { kind, dynamic: a.dynamic as boolean | 'local', strategy: (a.strategy as string) ?? null };
   if (kind === 'fp8' && a.dynamic === false) act.inputScale = ckpt.readFloat32(`${name}.input_scale`)[0];
   if (kind === 'nvfp4') {
@@ -165,4 +185,16 @@ function readActivation(a: Record<string, unknown> | null, name: string, ckpt: C
     act.inputGlobalScale = ckpt.readFloat32(`${name}.input_global_scale`)[0];
   }
   return act;
+}
+
+/** The stored pieces (codes, scales, zero points, global scale) of every quantized layer, as its codec reads them. */
+export function readStoredLayers(dir: string): Map<string, StoredWeight> {
+  const ckpt = CheckpointTensors.open(dir);
+  try {
+    const out = new Map<string, StoredWeight>();
+    for (const l of planLayers(dir, ckpt).layers) if (l.codec !== dense) out.set(l.name, l.codec.read(l, ckpt));
+    return out;
+  } finally {
+    ckpt.close();
+  }
 }

@@ -8,6 +8,7 @@
  */
 import { UserError } from '../../errors.ts';
 import { readModelConfig, linearNames } from '../../checkpoint/config.ts';
+import { roundToBf16 } from '../../checkpoint/dtypes.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
 import type { Scheme, WeightFormat } from '../schemes.ts';
 import { absMax, fusedGlobalScale, intGroupSize, quantizeWeight, type QuantizedWeight, type ScaleDtype } from '../formats/index.ts';
@@ -29,6 +30,12 @@ export interface RtnOptions {
    * padding the last group.
    */
   skipUnaligned?: boolean;
+  /**
+   * Quantize the bfloat16 copy of the weights, as auto-round 0.16.1 does on a CPU: it loads a
+   * float32 model in bfloat16 and computes its RTN scales and codes from that copy (found by
+   * comparing its output with ours; --disable_amp and --model_dtype float32 do not change it).
+   */
+  bf16Weights?: boolean;
   /** Integer formats: dtype of the stored scales (the quantizer rounds to it). */
   scaleDtype?: ScaleDtype;
   /** Progress line per layer (stderr in the CLI). */
@@ -78,8 +85,9 @@ export function selectLayers(names: readonly string[], dims: (name: string) => {
 }
 
 /** RTN over in-memory weights (the benchmark and tests use this directly). */
-export function rtnQuantizeWeights(weights: ReadonlyMap<string, LayerWeight>, scheme: Scheme, opts: RtnOptions = {}): QuantizedLayers {
+export function rtnQuantizeWeights(source: ReadonlyMap<string, LayerWeight>, scheme: Scheme, opts: RtnOptions = {}): QuantizedLayers {
   if (scheme.weights.kind === 'none') throw new UserError(`scheme ${scheme.name} is not quantized; there is nothing for RTN to do`);
+  const weights = opts.bf16Weights ? new Map([...source].map(([n, l]) => [n, { ...l, w: Float32Array.from(l.w, roundToBf16) }])) : source;
   const names = [...weights.keys()];
   const { quantized, skipped } = selectLayers(names, (n) => weights.get(n)!, scheme.weights, opts);
   const globalScales = new Map<string, number>();
