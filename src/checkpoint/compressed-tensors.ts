@@ -162,13 +162,14 @@ function decodeLayer(l: PlannedLayer, ckpt: CheckpointTensors, fail: (l: string,
  * Only the dequantized weights (`<layer>.weight` -> float32), through the same plan and
  * codecs as readCompressedCheckpoint but without interpreting input_activations: for
  * comparing weights of checkpoints whose activation settings we do not run (auto-round's
- * MXFP4 export declares dynamic MX activations).
+ * MXFP4A16 export declares dynamic MX activations, its NVFP4A16 export NVFP4 activations
+ * without their input_global_scale).
  */
 export function readCompressedWeights(dir: string): Map<string, Float32Array> {
   const ckpt = CheckpointTensors.open(dir);
   try {
     const fail = (layer: string, problem: string) => new UserError(`${dir}: layer '${layer}': ${problem}`);
-    return new Map(planLayers(dir, ckpt).layers.map((l) => [`${l.name}.weight`, decodeLayer(l, ckpt, fail).weight]));
+    return new Map(planLayers(dir, ckpt, dir, { weightsOnly: true }).layers.map((l) => [`${l.name}.weight`, decodeLayer(l, ckpt, fail).weight]));
   } finally {
     ckpt.close();
   }
@@ -192,7 +193,7 @@ export function readStoredLayers(dir: string): Map<string, StoredWeight> {
   const ckpt = CheckpointTensors.open(dir);
   try {
     const out = new Map<string, StoredWeight>();
-    for (const l of planLayers(dir, ckpt).layers) if (l.codec !== dense) out.set(l.name, l.codec.read(l, ckpt));
+    for (const l of planLayers(dir, ckpt, dir, { weightsOnly: true }).layers) if (l.codec !== dense) out.set(l.name, l.codec.read(l, ckpt));
     return out;
   } finally {
     ckpt.close();

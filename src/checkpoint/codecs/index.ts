@@ -137,9 +137,10 @@ const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 /**
  * Read config.json, decide every Linear's config group with `assignLayer`, and check each
  * targeted layer's tensors against what its codec promises (headers, plus weight_shape's two
- * numbers). `where` prefixes every message (e.g. "auto-round output DIR").
+ * numbers). `where` prefixes every message (e.g. "auto-round output DIR"). `weightsOnly`
+ * leaves input_activations out of the plan (and so the activation tensors they promise).
  */
-export function planLayers(dir: string, ckpt: TensorData, where = dir): CheckpointPlan {
+export function planLayers(dir: string, ckpt: TensorData, where = dir, opts: { weightsOnly?: boolean } = {}): CheckpointPlan {
   const cfgPath = join(dir, 'config.json');
   let raw: Record<string, unknown>;
   try {
@@ -180,7 +181,7 @@ export function planLayers(dir: string, ckpt: TensorData, where = dir): Checkpoi
     if (typeof dims === 'string') throw fail(name, dims);
     const [rows, cols] = dims;
     if (configDims && (configDims[0] !== rows || configDims[1] !== cols)) throw fail(name, `weight is [${rows}, ${cols}] but config.json implies [${configDims}]`);
-    const activations = (a.group.input_activations ?? null) as Args | null;
+    const activations = opts.weightsOnly ? null : ((a.group.input_activations ?? null) as Args | null);
     const layer: PlannedLayer = { name, weights, activations, rows, cols, version, codec, format, groupId: a.id };
     const specs = codec.tensors(layer, ckpt);
     if (typeof specs === 'string') throw fail(name, specs);

@@ -10,11 +10,11 @@
  */
 import { UserError } from '../../errors.ts';
 import type { WeightFormat } from '../schemes.ts';
-import { E2M1_VALUES, e2m1Code } from './fp4.ts';
+import { E2M1_VALUES, e2m1CodeSignedZero } from './fp4.ts';
 import { checkWeightInput, floorLog2, type QuantizedWeight, type QuantParams } from './types.ts';
 
 // tsx turns imported bindings into getter calls; hot loops use module-local aliases.
-const e2m1Code_ = e2m1Code;
+const e2m1Code_ = e2m1CodeSignedZero;
 const E2M1_VALUES_ = E2M1_VALUES;
 
 export const MX_BLOCK = 32;
@@ -56,7 +56,7 @@ export function quantizeMxfp4(w: Float32Array, rows: number, cols: number, fmt: 
       for (let i = begin; i < end; i++) {
         let x = Math.fround(w[i] * inv);
         if (v) x = Math.fround(x + v[i]);
-        const c = e2m1Code_(x, true);
+        const c = e2m1Code_(x);
         codes[i] = c;
         deq[i] = Math.fround(E2M1_VALUES_[c] * X);
       }
