@@ -6,11 +6,12 @@
  *
  * The recording holds: the tool and its version, the argv (model and output paths replaced
  * by {model} and {output_dir}), every file under the output directory relative to it (the
- * folder layout), config.json's quantization_config verbatim, every tensor's name, dtype and
+ * folder layout), config.json verbatim (and its quantization_config on its own), every tensor's name, dtype and
  * shape, and the tool's stderr lines (ANSI colours kept, tqdm `\r` redraws split, paths
- * replaced). No tensor data is kept.
+ * replaced), and the text of small files the tool generated (JSON under 2 KB that is not a copy
+ * of the model directory's, e.g. generation_config.json). No tensor data is kept.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { CheckpointTensors } from '../src/checkpoint/tensors.ts';
 
@@ -47,13 +48,22 @@ const exportDir = join(outDir, configs[0], '..');
 const ckpt = CheckpointTensors.open(exportDir);
 const tensors = Object.fromEntries(ckpt.names().map((n) => [n, [ckpt.info(n).dtype, ckpt.info(n).shape]]));
 ckpt.close();
+/** A small JSON file the tool wrote itself: not config.json, and not a copy of the model's file. */
+function generated(f: string): boolean {
+  const base = f.split('/').pop()!;
+  if (!f.endsWith('.json') || statSync(join(outDir, f)).size >= 2048 || ['config.json', 'quantization_config.json'].includes(base)) return false;
+  const src = join(modelDir, base);
+  return !existsSync(src) || readFileSync(src, 'utf8') !== readFileSync(join(outDir, f), 'utf8');
+}
 const recording = {
   tool, version,
   argv: argv.map(scrub),
   exportDir: relative(outDir, exportDir) || '.',
   layout,
   quantization_config: JSON.parse(readFileSync(join(exportDir, 'config.json'), 'utf8')).quantization_config,
+  config: JSON.parse(scrub(readFileSync(join(exportDir, 'config.json'), 'utf8'))),
   tensors,
+  files: Object.fromEntries(layout.filter((f) => generated(f)).map((f) => [f, scrub(readFileSync(join(outDir, f), 'utf8'))])),
   stderr: scrub(stderr).split(/\r|\n/).filter((l) => l.trim().length > 0),
 };
 process.stdout.write(JSON.stringify(recording, null, 1) + '\n');
