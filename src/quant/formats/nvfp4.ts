@@ -15,7 +15,7 @@
  * A ragged last block is shorter (zeros do not change the block amax).
  */
 import { UserError } from '../../errors.ts';
-import { e4m3ToF32, f32ToE4m3 } from '../../checkpoint/dtypes.ts';
+import { e4m3ToF32, f32ToE4m3 } from './floats.ts';
 import type { WeightFormat } from '../schemes.ts';
 import { E2M1_VALUES, e2m1Code } from './fp4.ts';
 import { checkWeightInput, type QuantizedWeight, type QuantParams } from './types.ts';
