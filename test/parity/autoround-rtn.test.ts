@@ -54,11 +54,11 @@ const label = (j: Job) => `${j.model} ${j.scheme}${j.groupSize ? ` g${j.groupSiz
 // One Python process runs every auto-round job (its CLI entry, one import), then one runs
 // compressed-tensors over every export.
 writeFileSync(join(work, 'jobs.json'), JSON.stringify(jobs.map((j) => j.argv)));
-const ran = jsonLines<{ argv: string[]; version: string; error: string | null }>((await runTool('quant', 'autoround_cli.py', [join(work, 'jobs.json')], 420_000)).stdout);
+const ran = jsonLines<{ argv: string[]; version: string; error: string | null }>((await runTool('quant', 'autoround_cli.py', [join(work, 'jobs.json')], 1_200_000)).stdout);
 const exports = new Map<Job, string>();
 for (const [i, j] of jobs.entries()) if (!ran[i]?.error) exports.set(j, exportDir(j.out));
 const deqArgs = [...exports].flatMap(([j, dir]) => [dir, `${j.out}.deq.safetensors`]);
-const decompressed = jsonLines<{ dir: string; version: string; weights?: Record<string, string>; error?: string }>((await runTool('quant', 'ct_decompress.py', deqArgs, 180_000)).stdout);
+const decompressed = jsonLines<{ dir: string; version: string; weights?: Record<string, string>; error?: string }>((await runTool('quant', 'ct_decompress.py', deqArgs, 600_000)).stdout);
 
 test('auto-round 0.16.1 ran every job', () => {
   assert.equal(ran.length, jobs.length);

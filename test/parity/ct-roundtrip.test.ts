@@ -51,7 +51,7 @@ for (const [i, c] of CASES.entries()) {
   dirs.set(c, out);
 }
 const results = jsonLines<{ dir: string; version: string; weights?: Record<string, string>; error?: string }>(
-  (await runTool('quant', 'ct_decompress.py', [...dirs.values()].flatMap((d) => [d, `${d}.deq.safetensors`]), 240_000)).stdout,
+  (await runTool('quant', 'ct_decompress.py', [...dirs.values()].flatMap((d) => [d, `${d}.deq.safetensors`]), 600_000)).stdout,
 );
 
 for (const c of CASES) {
