@@ -10,18 +10,20 @@ computed them in (the scale's dtype for integer formats, bfloat16 for FP4), so t
 can compare without a second rounding. One JSON line per checkpoint on stdout: the version,
 each weight's dtype; a checkpoint compressed-tensors refuses gives {"error": ...} instead.
 """
+import glob
 import json
+import os
 import sys
 
 import compressed_tensors
 import torch
+from compressed_tensors.compressors import BaseCompressor
 from compressed_tensors.entrypoints.convert.converters.ct_dequantizer import CompressedTensorsDequantizer
+from compressed_tensors.utils import match_quantizable_tensors
 from safetensors.torch import load_file, save_file
 
 
 def tensors_of(ckpt: str) -> dict:
-    import glob
-    import os
     out = {}
     for f in sorted(glob.glob(os.path.join(ckpt, "*.safetensors"))):
         out.update(load_file(f))
@@ -33,19 +35,23 @@ def main(argv: list) -> None:
         raise SystemExit("usage: ct_decompress.py DIR OUT.safetensors [DIR OUT.safetensors ...]")
     for ckpt, out in zip(argv[0::2], argv[1::2]):
         try:
-            # dtype=None is not offered; float32 only widens what decompress returned
-            # (exact), and the native dtype is kept by casting back below.
+            # Its config parsing and scheme formats; the per-module loop below is its
+            # `process`, keeping each weight in the dtype decompress returned.
             deq = CompressedTensorsDequantizer(ckpt, dtype=torch.float32)
             raw = tensors_of(ckpt)
             native = {}
             for scheme in deq.quant_config.config_groups.values():
-                from compressed_tensors.compressors import BaseCompressor
-                from compressed_tensors.utils import match_quantizable_tensors
                 comp = BaseCompressor.get_value_from_registry(scheme.format)
                 names = comp.compression_param_names(scheme)
                 for module, _ in match_quantizable_tensors(raw, ignore=deq.quant_config.ignore, targets=scheme.targets, param_targets=[names[0]]):
                     sd = {p: raw[f"{module}.{p}"] for p in names if f"{module}.{p}" in raw}
-                    missing = [p for p in names if f"{module}.{p}" not in raw]
+                    if names[0] == "weight" and "weight_scale" not in sd:
+                        # Model-free matching sees tensor names, not module classes: for the
+                        # FP8 formats (root param `weight`) an embedding or norm matches
+                        # "Linear" too. A module with no scale is not quantized; skip it as
+                        # the model-based path (class Linear) would.
+                        continue
+                    missing = [p for p in names if p not in sd]
                     if missing:
                         raise KeyError(f"{module}: missing {missing}")
                     native[f"{module}.weight"] = comp.decompress(sd, scheme)["weight"].contiguous()
