@@ -161,7 +161,7 @@ export function planLayers(dir: string, ckpt: TensorData, where = dir, opts: { w
   for (let i = 0; i < cfg.numLayers; i++) for (const n of linearNames(i)) linears.add(n);
   if (ckpt.has('lm_head.weight') || ckpt.has('lm_head.weight_packed')) linears.add('lm_head');
   const withQTensors = new Set<string>();
-  for (const n of (ckpt as CheckpointTensors).names()) {
+  for (const n of ckpt.names()) {
     const m = QUANT_SUFFIX.exec(n);
     if (m) withQTensors.add(n.slice(0, m.index));
   }

@@ -35,6 +35,7 @@ export interface LayerSpec {
 
 /** Header access the codecs need (CheckpointTensors implements it). */
 export interface TensorHeaders {
+  names(): string[];
   has(name: string): boolean;
   info(name: string): { dtype: DType; shape: number[] };
 }
