@@ -20,15 +20,15 @@ import { exportDir } from './compare.ts';
 const work = mkdtempSync(join(tmpdir(), 'parity-e2e-'));
 const calib = calibrationJsonl(work, 128);
 const LIMIT = '100';
-// A short recipe: 50 SignSGD steps per block over 32 samples of 128 tokens.
-const SHORT = ['--iters', '50', '--nsamples', '32', '--seqlen', '128', '--batch_size', '8', '--seed', '42', '--dataset', calib, '--format', 'llm_compressor', ...CPU_FLAGS];
+// A short recipe: 25 SignSGD steps per block over 16 samples of 128 tokens.
+const SHORT = ['--iters', '25', '--nsamples', '16', '--seqlen', '128', '--batch_size', '8', '--seed', '42', '--dataset', calib, '--format', 'llm_compressor', ...CPU_FLAGS];
 
 const jobs = (['W2A16', 'W4A16'] as const).flatMap((scheme) => [
   { scheme, method: 'autoround', out: join(work, `${scheme}-autoround`), argv: ['--model', MODELS.stories260k, '--scheme', scheme, '--group_size', '32', ...SHORT, '--output_dir', join(work, `${scheme}-autoround`)] },
   { scheme, method: 'rtn', out: join(work, `${scheme}-rtn`), argv: ['--model', MODELS.stories260k, '--scheme', scheme, '--group_size', '32', ...RTN_FLAGS, '--output_dir', join(work, `${scheme}-rtn`)] },
 ]);
 writeFileSync(join(work, 'jobs.json'), JSON.stringify(jobs.map((j) => j.argv)));
-const ran = jsonLines<{ version: string; error: string | null }>((await runTool('quant', 'autoround_cli.py', [join(work, 'jobs.json')], 480_000)).stdout);
+const ran = jsonLines<{ version: string; error: string | null }>((await runTool('quant', 'autoround_cli.py', [join(work, 'jobs.json')], 1_200_000)).stdout);
 
 async function perplexity(dir: string): Promise<number> {
   const r = await execa(process.execPath, [join(ROOT, 'bin', 'bench.js'), 'eval', '--model', dir, '--suite', 'tinystories-ppl', '--limit', LIMIT, '--json'], { timeout: 300_000, reject: false, cwd: ROOT });
