@@ -20,8 +20,9 @@ import { exportDir } from './compare.ts';
 const work = mkdtempSync(join(tmpdir(), 'parity-e2e-'));
 const calib = calibrationJsonl(work, 128);
 const LIMIT = '100';
-// A short recipe: 25 SignSGD steps per block over 16 samples of 128 tokens.
-const SHORT = ['--iters', '25', '--nsamples', '16', '--seqlen', '128', '--batch_size', '8', '--seed', '42', '--dataset', calib, '--format', 'llm_compressor', ...CPU_FLAGS];
+// A short recipe: 100 SignSGD steps per block over 64 samples of 128 tokens. At 25 steps over
+// 16 samples W4A16 came out 0.3% WORSE than RTN (6.645 vs 6.626); at 100/64 it is below.
+const SHORT = ['--iters', '100', '--nsamples', '64', '--seqlen', '128', '--batch_size', '8', '--seed', '42', '--dataset', calib, '--format', 'llm_compressor', ...CPU_FLAGS];
 
 const jobs = (['W2A16', 'W4A16'] as const).flatMap((scheme) => [
   { scheme, method: 'autoround', out: join(work, `${scheme}-autoround`), argv: ['--model', MODELS.stories260k, '--scheme', scheme, '--group_size', '32', ...SHORT, '--output_dir', join(work, `${scheme}-autoround`)] },
