@@ -96,7 +96,7 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output checkpoint directory')
     .option('--force', 'replace --out if it is a checkpoint written by bench quantize')
     .option('--ignore <names...>', 'layers kept in full precision (exact, substring or re:<regex>)')
-    .option('--skip-unaligned', "auto-round's exporter rule: keep layers whose dims are not multiples of 32 in full precision")
+    .option('--skip-unaligned', "auto-round's layer selection: int keeps layers whose dims are not multiples of 32 in full precision, MXFP4/NVFP4 those whose input width is not a multiple of the block")
     .option('--scale-dtype <dtype>', 'integer schemes: f16, bf16 or f32 scales (default: bf16 for bf16 models, else f16)')
     .option('--recipe <name>', 'autoround: default, best, light or fast (default: default)')
     .option('--iters <n>', 'autoround: optimisation steps per block (overrides the recipe)')

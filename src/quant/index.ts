@@ -22,8 +22,10 @@ export interface QuantizeOptions {
   asym?: boolean;
   /** Layers kept in full precision besides embeddings and lm_head. */
   ignore?: string[];
-  /** auto-round's exporter rule: skip layers whose dims are not multiples of 32. */
+  /** auto-round's layer selection (see RtnOptions.skipUnaligned). */
   skipUnaligned?: boolean;
+  /** RTN: quantize the bfloat16 copy of the weights, as auto-round does on a CPU (RtnOptions.bf16Weights). */
+  bf16Weights?: boolean;
   /** dtype of integer scales; default: bf16 for bf16 models, else fp16 (auto-round's default). */
   scaleDtype?: ScaleDtype;
   /** Replace an existing output directory. */

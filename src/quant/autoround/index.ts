@@ -106,7 +106,7 @@ export async function autoRound(
   if (cfg.slidingWindow !== null && cfg.slidingWindow < T) throw new UserError(`${modelDir}/config.json: sliding_window ${cfg.slidingWindow} is shorter than the calibration seqlen ${T}; lower --seqlen to at most ${cfg.slidingWindow}`);
   const weights = readDecoderLinears(modelDir);
   const names = [...weights.keys()];
-  const { quantized, skipped } = selectLayers(names, (x) => weights.get(x)!, { ignore: options.ignore, skipUnaligned: options.skipUnaligned });
+  const { quantized, skipped } = selectLayers(names, (x) => weights.get(x)!, scheme.weights, { ignore: options.ignore, skipUnaligned: options.skipUnaligned });
   const qset = new Set(quantized);
   const ckpt = CheckpointTensors.open(modelDir);
   const record: AutoRoundRecord = {

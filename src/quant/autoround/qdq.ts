@@ -185,7 +185,8 @@ export function qdqForward(L: QLinear, out: F, smooth: boolean): void {
         if (s8 > 448) { s8 = 448; live = 0; }
         if (!smooth) s8 = fp8(s8);
         const os = s8 === 0 || gs === 0 ? 0 : fr(1 / fr(s8 * fr(1 / gs)));
-        const inv = os === 0 ? 0 : fr(1 / os);
+        // Dequantize as the checkpoint is read (formats/nvfp4.ts: q · s8/gs, compressed-tensors' rule).
+        const inv = os === 0 ? 0 : fr(s8 / gs);
         L.scale[gi] = os; L.live[gi] = live;
         for (let c = c0; c < c1; c++) {
           const t = fr(fr(w[base + c] * os) + v[base + c]);

@@ -7,7 +7,7 @@
  *    when absent; FP8 block scales per 16 features computed on the fly, as for weights.
  */
 import { UserError } from '../../errors.ts';
-import { e4m3ToF32 } from '../../checkpoint/dtypes.ts';
+import { e4m3ToF32 } from './floats.ts';
 import type { ActivationFormat } from '../schemes.ts';
 import { fp8Byte, fp8Scale } from './fp8.ts';
 import { NV_BLOCK, quantizeNvfp4 } from './nvfp4.ts';

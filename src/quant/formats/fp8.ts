@@ -5,7 +5,7 @@
  * float32 (stored F32, so nothing to round).
  */
 import { UserError } from '../../errors.ts';
-import { e4m3ToF32 } from '../../checkpoint/dtypes.ts';
+import { e4m3ToF32 } from './floats.ts';
 import type { WeightFormat } from '../schemes.ts';
 import { checkWeightInput, type QuantizedWeight, type QuantParams } from './types.ts';
 

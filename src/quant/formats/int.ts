@@ -8,7 +8,7 @@
  * auto-round's QDQ puts them.
  */
 import { UserError } from '../../errors.ts';
-import { roundToBf16, roundToF16 } from '../../checkpoint/dtypes.ts';
+import { roundToBf16, roundToF16 } from './floats.ts';
 import type { WeightFormat } from '../schemes.ts';
 import { checkWeightInput, rne, type QuantizedWeight, type QuantParams, type ScaleDtype } from './types.ts';
 

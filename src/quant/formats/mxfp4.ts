@@ -2,18 +2,19 @@
  * MXFP4 (formats.md §3): blocks of 32 along the input dim share an E8M0 scale 2^e; E2M1
  * elements. We use the OCP "floor" rule as auto-round's `mx_fp` computes it (so AutoRound
  * and RTN agree): e = floor(log2(amax·β)) - 2 (log2 in float32), clamped to [-127, 127];
- * x/2^e (+V) rounded to E2M1 RNE and saturated at ±6.
+ * x/2^e (+V) rounded to E2M1 RNE and saturated at ±6; a negative element that rounds to 0 is
+ * stored as -0 (code 8), as compressed-tensors packs it.
  * A ragged last block is shorter (same as zero padding: zeros do not change the amax).
  * compressed-tensors' own observer rounds amax to a power of two first (round-pow2), so
  * its RTN can pick e + 1 where we pick e; both are valid MXFP4 and our reader decodes either.
  */
 import { UserError } from '../../errors.ts';
 import type { WeightFormat } from '../schemes.ts';
-import { E2M1_VALUES, e2m1Code } from './fp4.ts';
+import { E2M1_VALUES, e2m1CodeSignedZero } from './fp4.ts';
 import { checkWeightInput, floorLog2, type QuantizedWeight, type QuantParams } from './types.ts';
 
 // tsx turns imported bindings into getter calls; hot loops use module-local aliases.
-const e2m1Code_ = e2m1Code;
+const e2m1Code_ = e2m1CodeSignedZero;
 const E2M1_VALUES_ = E2M1_VALUES;
 
 export const MX_BLOCK = 32;

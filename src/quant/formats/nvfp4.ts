@@ -6,11 +6,16 @@
  * ref_nvfp4_quant (reciprocals, RTN = V 0, β 1):
  *   s8  = fp8(min(gs · (amax_blk·β · fp32(1/6)), 448))
  *   os  = 1 / (s8 · (1/gs))            (0 where s8 = 0: the block dequantizes to 0)
- *   q   = E2M1(clamp(x·os + V, ±6)),   deq = q · (1/os)
+ *   q   = E2M1(clamp(x·os + V, ±6))
+ * Dequantization is compressed-tensors' (compressors/nvfp4: dequantize with
+ * scale = s8 / gs, the factor vLLM's kernels apply too): deq = q · fp32(s8 / gs). auto-round's
+ * own QDQ multiplies by 1/os instead, which differs in the last float32 bits, and after
+ * compressed-tensors' bfloat16 cast in about 0.2% of elements; the checkpoint is what is
+ * evaluated, so its dequantization is the one we use.
  * A ragged last block is shorter (zeros do not change the block amax).
  */
 import { UserError } from '../../errors.ts';
-import { e4m3ToF32, f32ToE4m3 } from '../../checkpoint/dtypes.ts';
+import { e4m3ToF32, f32ToE4m3 } from './floats.ts';
 import type { WeightFormat } from '../schemes.ts';
 import { E2M1_VALUES, e2m1Code } from './fp4.ts';
 import { checkWeightInput, type QuantizedWeight, type QuantParams } from './types.ts';
@@ -79,7 +84,7 @@ export function quantizeNvfp4(w: Float32Array, rows: number, cols: number, fmt: 
       const s8 = e4m3ToF32(f32ToE4m3(s));
       scales[gi] = s8;
       const os = nvOutScale(s8, gs);
-      const inv = recip(os);
+      const inv = Math.fround(s8 / gs);
       for (let i = begin; i < end; i++) {
         let x = Math.fround(w[i] * os);
         if (v) x = Math.fround(x + v[i]);
@@ -95,7 +100,7 @@ export function quantizeNvfp4(w: Float32Array, rows: number, cols: number, fmt: 
 export function dequantizeNvfp4(codes: Uint8Array, scales: Float32Array, globalScale: number, rows: number, cols: number): Float32Array {
   const ng = Math.ceil(cols / NV_BLOCK);
   const inv = new Float32Array(scales.length);
-  for (let i = 0; i < scales.length; i++) inv[i] = recip(nvOutScale(scales[i], globalScale));
+  for (let i = 0; i < scales.length; i++) inv[i] = Math.fround(scales[i] / globalScale);
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++)
     for (let c = 0; c < cols; c++) out[r * cols + c] = Math.fround(E2M1_VALUES_[codes[r * cols + c]] * inv[r * ng + Math.floor(c / NV_BLOCK)]);

@@ -2,16 +2,17 @@
  * RTN baseline: auto-round's pure RTN (iters 0, disable_opt_rtn): every Linear inside the
  * decoder blocks quantized with V = 0, α = β = 1. Embeddings and lm_head are not decoder
  * Linears and stay in full precision; `ignore` keeps more layers in full precision;
- * `skipUnaligned` applies auto-round's exporter rule (skip layers whose in or out is not a
+ * `skipUnaligned` applies auto-round's layer selection (autoRoundSkips; int: skip layers whose in or out is not a
  * multiple of 32), off by default. NVFP4 layers fused by vLLM (q/k/v, gate/up) share one
  * global scale, the smallest of the group (largest amax), as auto-round and llm-compressor do.
  */
 import { UserError } from '../../errors.ts';
 import { readModelConfig, linearNames } from '../../checkpoint/config.ts';
+import { roundToBf16 } from '../../checkpoint/dtypes.ts';
 import { CheckpointTensors } from '../../checkpoint/tensors.ts';
 import { linearDims } from '../../checkpoint/compressed-tensors.ts';
 import { readFloatWeight } from '../../checkpoint/weights.ts';
-import type { Scheme } from '../schemes.ts';
+import type { Scheme, WeightFormat } from '../schemes.ts';
 import { absMax, fusedGlobalScale, intGroupSize, quantizeWeight, type QuantizedWeight, type ScaleDtype } from '../formats/index.ts';
 
 export interface LayerWeight {
@@ -23,8 +24,20 @@ export interface LayerWeight {
 export interface RtnOptions {
   /** Layer names kept in full precision: exact, substring, or "re:<regex>". */
   ignore?: readonly string[];
-  /** auto-round's exporter rule: leave layers whose dims are not multiples of 32 unquantized. */
+  /**
+   * auto-round's layer-selection rule (auto_round/compressors/layer_config_resolver.py,
+   * 0.16.1): integer weight-only schemes leave a Linear in 16 bits when its out or in
+   * features are not multiples of 32; MXFP4/NVFP4 when its in features are not a multiple
+   * of the block (32 or 16). Off by default: lowbit-bench quantizes every decoder Linear,
+   * padding the last group.
+   */
   skipUnaligned?: boolean;
+  /**
+   * Quantize the bfloat16 copy of the weights, as auto-round 0.16.1 does on a CPU: it loads a
+   * float32 model in bfloat16 and computes its RTN scales and codes from that copy (found by
+   * comparing its output with ours; --disable_amp and --model_dtype float32 do not change it).
+   */
+  bf16Weights?: boolean;
   /** Integer formats: dtype of the stored scales (the quantizer rounds to it). */
   scaleDtype?: ScaleDtype;
   /** Progress line per layer (stderr in the CLI). */
@@ -61,24 +74,32 @@ export function fusionKey(name: string): string | null {
   return m[3] ? `${m[1]}.self_attn.qkv` : `${m[1]}.mlp.gate_up`;
 }
 
+/** Why auto-round leaves a [rows, cols] Linear unquantized in format `w`, or null (see RtnOptions.skipUnaligned). */
+export function autoRoundSkips(w: WeightFormat, rows: number, cols: number): string | null {
+  if (w.kind === 'int' && (rows % 32 !== 0 || cols % 32 !== 0)) return `shape [${rows}, ${cols}] not divisible by 32`;
+  if ((w.kind === 'mxfp4' || w.kind === 'nvfp4') && cols % w.groupSize !== 0) return `input width ${cols} not divisible by the block ${w.groupSize}`;
+  return null;
+}
+
 /** Decide which layers are quantized (names in model order) and which are skipped. */
-export function selectLayers(names: readonly string[], dims: (name: string) => { rows: number; cols: number }, opts: RtnOptions) {
+export function selectLayers(names: readonly string[], dims: (name: string) => { rows: number; cols: number }, fmt: WeightFormat, opts: RtnOptions) {
   const quantized: string[] = [];
   const skipped: { name: string; reason: string }[] = [];
   for (const name of names) {
+    const why = opts.skipUnaligned ? autoRoundSkips(fmt, dims(name).rows, dims(name).cols) : null;
     if (opts.ignore && matchesIgnore(name, opts.ignore)) skipped.push({ name, reason: 'ignored' });
-    else if (opts.skipUnaligned && (dims(name).rows % 32 !== 0 || dims(name).cols % 32 !== 0))
-      skipped.push({ name, reason: `shape [${dims(name).rows}, ${dims(name).cols}] not divisible by 32` });
+    else if (why) skipped.push({ name, reason: why });
     else quantized.push(name);
   }
   return { quantized, skipped };
 }
 
 /** RTN over in-memory weights (the benchmark and tests use this directly). */
-export function rtnQuantizeWeights(weights: ReadonlyMap<string, LayerWeight>, scheme: Scheme, opts: RtnOptions = {}): QuantizedLayers {
+export function rtnQuantizeWeights(source: ReadonlyMap<string, LayerWeight>, scheme: Scheme, opts: RtnOptions = {}): QuantizedLayers {
   if (scheme.weights.kind === 'none') throw new UserError(`scheme ${scheme.name} is not quantized; there is nothing for RTN to do`);
+  const weights = opts.bf16Weights ? new Map([...source].map(([n, l]) => [n, { ...l, w: Float32Array.from(l.w, roundToBf16) }])) : source;
   const names = [...weights.keys()];
-  const { quantized, skipped } = selectLayers(names, (n) => weights.get(n)!, opts);
+  const { quantized, skipped } = selectLayers(names, (n) => weights.get(n)!, scheme.weights, opts);
   const globalScales = new Map<string, number>();
   if (scheme.weights.kind === 'nvfp4') {
     const groups = new Map<string, number[]>();
