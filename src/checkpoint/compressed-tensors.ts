@@ -139,7 +139,7 @@ export function readCompressedCheckpoint(dir: string): CompressedCheckpoint {
     for (const l of plan.layers) {
       out.shapes.set(`${l.name}.weight`, [l.rows, l.cols]);
       const { weight, fmt } = decodeLayer(l, ckpt, fail);
-      requireFinite(weight, [l.rows, l.cols], `${dir}: layer '${l.name}': the dequantized weight`, 'codes times scales are not finite; the checkpoint is corrupt (re-export it)');
+      requireFinite(weight, [l.rows, l.cols], `${dir}: layer '${l.name}': the dequantized weight`, 'codes times scales overflow float32; the checkpoint is corrupt (re-export it)');
       out.weights.set(`${l.name}.weight`, weight);
       if (!fmt) continue;
       out.formats.set(l.name, fmt);
@@ -156,6 +156,13 @@ export function readCompressedCheckpoint(dir: string): CompressedCheckpoint {
 function decodeLayer(l: PlannedLayer, ckpt: CheckpointTensors, fail: (l: string, p: string) => UserError): { weight: Float32Array; fmt: WeightFormat | null } {
   if (l.codec === dense) return { weight: ckpt.readFloat32(`${l.name}.weight`), fmt: null };
   const q = l.codec.read(l, ckpt);
+  // Scales are checked where they are stored, so the message names the tensor and position.
+  requireFinite(q.scales, [q.rows, q.scales.length / q.rows], `layer '${l.name}': tensor 'weight_scale'`, 'the checkpoint is corrupt; re-export it');
+  if (q.fmt.kind === 'fp8') {
+    // float8_e4m3fn has NaN codes (0x7f, 0xff) and no infinities.
+    for (let i = 0; i < q.codes.length; i++)
+      if ((q.codes[i] & 0x7f) === 0x7f) throw fail(l.name, `tensor 'weight' has NaN (float8_e4m3fn code 0x${q.codes[i].toString(16)}) at [${Math.floor(i / q.cols)}, ${i % q.cols}]`);
+  }
   if (q.fmt.kind === 'nvfp4' && !(q.globalScale! > 0 && Number.isFinite(q.globalScale))) throw fail(l.name, `weight_global_scale is ${q.globalScale}, expected a positive finite number`);
   return { weight: dequantizeWeight(q), fmt: q.fmt };
 }
@@ -182,11 +189,16 @@ function readActivation(a: Record<string, unknown> | null, name: string, ckpt: C
   const kind = a.type === 'float' && a.num_bits === 8 ? 'fp8' : a.type === 'float' && a.num_bits === 4 && a.group_size === 16 ? 'nvfp4' : null;
   if (!kind) throw fail(name, `input activations ${String(a.type)}${String(a.num_bits)} group ${String(a.group_size)} are not supported (FP8, or NVFP4 in blocks of 16)`);
   const act: LayerActivation = { kind, dynamic: a.dynamic as boolean | 'local', strategy: (a.strategy as string) ?? null };
-  if (kind === 'fp8' && a.dynamic === false) act.inputScale = ckpt.readFloat32(`${name}.input_scale`)[0];
-  if (kind === 'nvfp4') {
-    if (!ckpt.has(`${name}.input_global_scale`)) throw fail(name, "missing tensor 'input_global_scale' that nvfp4 activations need");
-    act.inputGlobalScale = ckpt.readFloat32(`${name}.input_global_scale`)[0];
-  }
+  // One positive finite value, or the checkpoint is refused by the tensor's name.
+  const scalar = (suffix: string) => {
+    if (!ckpt.has(`${name}.${suffix}`)) throw fail(name, `missing tensor '${suffix}' that ${kind} input activations need`);
+    const v = ckpt.readFloat32(`${name}.${suffix}`);
+    if (v.length !== 1) throw fail(name, `tensor '${suffix}' has ${v.length} values, expected one`);
+    if (!(v[0] > 0) || !Number.isFinite(v[0])) throw fail(name, `${suffix} is ${v[0]}, expected a positive finite number`);
+    return v[0];
+  };
+  if (kind === 'fp8' && a.dynamic === false) act.inputScale = scalar('input_scale');
+  if (kind === 'nvfp4') act.inputGlobalScale = scalar('input_global_scale');
   return act;
 }
 

@@ -164,6 +164,7 @@ export function planLayers(dir: string, ckpt: TensorData, where = dir, opts: { w
     const m = QUANT_SUFFIX.exec(n);
     if (m) withQTensors.add(n.slice(0, m.index));
   }
+  for (const name of withQTensors) if (!linears.has(name)) throw fail(name, `has quantized tensors but is not a Linear of this ${cfg.modelType} model`);
   const layers: PlannedLayer[] = [];
   for (const name of [...new Set([...linears, ...withQTensors])].sort()) {
     const a = assignLayer(name, qc);
@@ -193,6 +194,18 @@ export function planLayers(dir: string, ckpt: TensorData, where = dir, opts: { w
       if (s.scalar && prod(info.shape) !== 1) throw fail(name, `tensor '${s.suffix}' has shape [${info.shape}], expected one value`);
     }
     for (const [suffix, why] of codec.forbidden(layer)) if (ckpt.has(`${name}.${suffix}`)) throw fail(name, `has '${suffix}' but ${why}`);
+    // compressed-tensors names the format from the scheme (compressors/format.py): FP8 weights
+    // are float-quantized with input activations and naive-quantized without; pack-quantized is
+    // weight-only. A declared format that disagrees means input_activations was lost or added,
+    // which the tensors alone cannot show for dynamic activations.
+    const declaredActs = (a.group.input_activations ?? null) !== null;
+    if (format === 'float-quantized' && !declaredActs) throw fail(name, "format 'float-quantized' implies quantized input activations, but the group has none");
+    if ((format === 'naive-quantized' || format === 'pack-quantized') && declaredActs) throw fail(name, `format '${format}' is weight-only, but the group quantizes input activations`);
+    const acts = (a.group.input_activations ?? null) as Args | null;
+    const staticFp8 = acts?.type === 'float' && acts.num_bits === 8 && acts.dynamic === false;
+    const nvfp4Acts = acts?.type === 'float' && acts.num_bits === 4;
+    if (!staticFp8 && ckpt.has(`${name}.input_scale`)) throw fail(name, "has 'input_scale' but the group has no static FP8 input activations");
+    if (!nvfp4Acts && ckpt.has(`${name}.input_global_scale`)) throw fail(name, "has 'input_global_scale' but the group has no NVFP4 input activations");
     if (codec !== dense && !specs.some((s) => s.suffix === 'weight') && ckpt.has(`${name}.weight`)) throw fail(name, `'weight' is still dense next to its ${format} tensors`);
     layers.push(layer);
   }
