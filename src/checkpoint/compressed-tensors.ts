@@ -188,6 +188,11 @@ function readActivation(a: Record<string, unknown> | null, name: string, ckpt: C
   if (!a) return { kind: 'none', dynamic: true, strategy: null };
   const kind = a.type === 'float' && a.num_bits === 8 ? 'fp8' : a.type === 'float' && a.num_bits === 4 && a.group_size === 16 ? 'nvfp4' : null;
   if (!kind) throw fail(name, `input activations ${String(a.type)}${String(a.num_bits)} group ${String(a.group_size)} are not supported (FP8, or NVFP4 in blocks of 16)`);
+  // Only the combinations we score are accepted, each spelled out (a missing `dynamic` is not a default).
+  if (kind === 'fp8' && !((a.dynamic === true && a.strategy === 'token') || (a.dynamic === false && a.strategy === 'tensor')))
+    throw fail(name, `FP8 input activations with strategy '${String(a.strategy)}' and dynamic ${JSON.stringify(a.dynamic)} are not supported (token+dynamic or tensor+static)`);
+  if (kind === 'nvfp4' && !(a.strategy === 'tensor_group' && a.dynamic === 'local'))
+    throw fail(name, `FP4 input activations must be NVFP4 (strategy tensor_group, group_size 16, dynamic 'local'), got strategy '${String(a.strategy)}', dynamic ${JSON.stringify(a.dynamic)}`);
   const act: LayerActivation = { kind, dynamic: a.dynamic as boolean | 'local', strategy: (a.strategy as string) ?? null };
   // One positive finite value, or the checkpoint is refused by the tensor's name.
   const scalar = (suffix: string) => {
