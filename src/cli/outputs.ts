@@ -16,7 +16,7 @@ const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).me
 
 /** A UserError that keeps the system error behind it. */
 function failed(message: string, cause: unknown): UserError {
-  return Object.assign(new UserError(message), { cause });
+  return new UserError(message, 2, { cause });
 }
 
 /** Create `dir` if needed and prove that a file can be made in it; a one-line UserError if not (`named`: what the user typed). */

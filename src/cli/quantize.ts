@@ -15,7 +15,7 @@ export function checkIgnorePatterns(patterns: readonly string[]): void {
     try {
       new RegExp(p.slice(3));
     } catch (e) {
-      throw Object.assign(new UserError(`--ignore '${p}': not a valid regular expression (${(e as Error).message}); fix the pattern after 're:'`), { cause: e });
+      throw new UserError(`--ignore '${p}': not a valid regular expression (${(e as Error).message}); fix the pattern after 're:'`, 2, { cause: e });
     }
   }
 }

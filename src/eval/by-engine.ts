@@ -19,11 +19,10 @@ import { loadTokenizer, type TextTokenizer } from '../checkpoint/tokenizer.ts';
 import type { Engine } from '../engines/engine.ts';
 import { lmEvalHfDtype, runSuiteWithLmEval } from '../engines/lmeval/suite.ts';
 import { openOnnxCheckpoint } from '../engines/onnx/checkpoint.ts';
-import { benchServeCommand, vllmServeCommand, VllmEngine, type ServerCommand } from '../engines/vllm/index.ts';
+import { benchServeCommand, maxPositions, suiteWindowEngine, vllmServeCommand, VllmEngine, type ServerCommand } from '../engines/vllm/index.ts';
 import { UserError } from '../errors.ts';
 import type { Suite } from '../matrix/suites.ts';
 import type { MetricValue } from '../results/record.ts';
-import { suiteWindowEngine } from '../runner/vllm.ts';
 import { builtCommand, toolArgv } from '../toolenv/index.ts';
 import { loadKldBase, runSuite, type ProgressFn } from './index.ts';
 
@@ -59,15 +58,6 @@ export function withBos(suite: Suite, bos?: 'prefix' | 'document'): Suite {
   if (bos === undefined) return suite;
   if (suite.task !== 'perplexity') throw new UserError(`--bos applies to perplexity suites; '${suite.name}' is ${suite.task} (its BOS rule is params.addBos)`);
   return { ...suite, params: { ...suite.params, bos } };
-}
-
-function maxPositions(dir: string): number | null {
-  try {
-    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    return typeof c.max_position_embeddings === 'number' ? c.max_position_embeddings : null;
-  } catch {
-    return null;
-  }
 }
 
 /** max_model_len a served engine needs for window L, refused when the model has fewer positions. */

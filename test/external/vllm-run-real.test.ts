@@ -23,18 +23,11 @@ import { execa } from 'execa';
 import type { ResultRecord } from '../../src/results/record.ts';
 import { schemeNames } from '../../src/quant/schemes.ts';
 import { requireToolEnv } from '../helpers/toolenv.ts';
+import { gone } from '../helpers/pids.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MODEL = join(ROOT, 'models', 'synth-llama-h32');
 
-const gone = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-};
 
 test('bench run --engine vllm with the real auto-round and llm-compressor: every scheme x {rtn, autoround/ci} on synth-llama-h32', { timeout: 3_600_000 }, async () => {
   const quant = await requireToolEnv('quant');

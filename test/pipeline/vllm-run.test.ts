@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import type { ResultRecord } from '../../src/results/record.ts';
+import { gone } from '../helpers/pids.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MODEL = join(ROOT, 'models', 'stories260k');
@@ -29,14 +30,6 @@ function ledger(benchDir: string): ResultRecord[] {
   return readFileSync(join(benchDir, 'runs', runId, 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 }
 
-const gone = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-};
 
 test('bench run --engine vllm (fake auto-round + bench serve) equals the embedded engine and leaves no process', { skip: !existsSync(join(MODEL, 'model.safetensors')) && 'models/stories260k missing', timeout: 240_000 }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'vllm-run-'));

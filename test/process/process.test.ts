@@ -17,20 +17,13 @@ import { runPlan } from '../../src/runner/run.ts';
 import { vllmHandlers } from '../../src/runner/vllm.ts';
 import { fakeHandlers } from '../runner/fixtures/fake-handlers.ts';
 import { makeProject, modelsJson } from '../runner/fixtures/project.ts';
+import { gone } from '../helpers/pids.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'process-test-'));
 let n = 0;
 const log = () => join(tmp, `job-${++n}`, 'tool.log');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const gone = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-};
 async function assertGone(pid: number, what: string): Promise<void> {
   for (let i = 0; i < 100 && !gone(pid); i++) await sleep(50);
   assert.ok(gone(pid), `${what} (pid ${pid}) still running`);

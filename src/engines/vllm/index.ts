@@ -3,3 +3,4 @@ export { vllmServeCommand, benchServeCommand, buildServerArgv, parseServerComman
 export { ManagedServer, freePort, portInUse, errorLine, type ProcessExit } from './process.ts';
 export { VllmEngine, type VllmStartOptions, type VllmClientOptions, type ScoringMode } from './engine.ts';
 export { HttpClient, errorMessage } from './client.ts';
+export { maxPositions, suiteWindowEngine } from './window.ts';
