@@ -14,7 +14,7 @@ import { EVAL_ENGINES, evaluateByEngine, type EvalEngine } from '../eval/by-engi
 import { loadSuite } from '../matrix/suites.ts';
 import { resolveModelArg } from '../matrix/models.ts';
 import type { MetricValue } from '../results/record.ts';
-import { checkWritableFile } from './outputs.ts';
+import { checkOutFile } from '../outputs.ts';
 
 function modelDir(model: string): string {
   return resolveModelArg(model).dir;
@@ -75,7 +75,7 @@ export function register(program: Command): void {
       // Before any work: a --base-cache we could not read or write fails now, not after scoring.
       if (o.baseCache !== undefined) {
         if (suite.task !== 'kld') throw new UserError(`--base-cache applies to kld suites only; suite '${suite.name}' is ${suite.task}; drop it`);
-        checkWritableFile(o.baseCache, '--base-cache');
+        checkOutFile('--base-cache', o.baseCache);
       }
       const workDir = o.workDir ? resolve(o.workDir) : mkdtempSync(join(tmpdir(), 'bench-eval-'));
       const started = performance.now();

@@ -4,9 +4,10 @@
  * create carries OUTPUT_MARKER; `--force` replaces such a directory and nothing else.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../errors.ts';
+import { checkOutDir } from '../outputs.ts';
 import { isAlive } from '../runner/cache.ts';
 
 /** Written into every checkpoint directory `bench quantize` creates. */
@@ -17,42 +18,6 @@ const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).me
 /** A UserError that keeps the system error behind it. */
 function failed(message: string, cause: unknown): UserError {
   return new UserError(message, 2, { cause });
-}
-
-/** Create `dir` if needed and prove that a file can be made in it; a one-line UserError if not (`named`: what the user typed). */
-export function checkWritableDir(dir: string, flag: string, named = dir): void {
-  const where = `${flag} ${named}`;
-  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${where}: ${dir} is not a folder; pick another location`);
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw failed(`${where}: cannot create folder ${dir} (${why(e)}); pick a writable location`, e);
-  }
-  const probe = join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    closeSync(openSync(probe, 'wx'));
-  } catch (e) {
-    throw failed(`${where}: cannot write in ${dir} (${why(e)}); pick a writable location`, e);
-  }
-  rmSync(probe, { force: true });
-}
-
-/**
- * A file we will write later (e.g. eval --base-cache): if it exists it must be a regular
- * file; its folder must exist and be writable. Nothing is created.
- */
-export function checkWritableFile(path: string, flag: string): void {
-  if (existsSync(path) && !statSync(path).isFile()) throw new UserError(`${flag} ${path}: is not a regular file; name a file`);
-  const dir = dirname(resolve(path));
-  if (!existsSync(dir)) throw new UserError(`${flag} ${path}: folder ${dir} does not exist; create it or pick another path`);
-  if (!statSync(dir).isDirectory()) throw new UserError(`${flag} ${path}: ${dir} is not a folder; pick another path`);
-  const probe = join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    closeSync(openSync(probe, 'wx'));
-  } catch (e) {
-    throw failed(`${flag} ${path}: cannot write in ${dir} (${why(e)}); pick a writable location`, e);
-  }
-  rmSync(probe, { force: true });
 }
 
 function inside(child: string, parent: string): boolean {
@@ -110,7 +75,7 @@ export function prepareOutputDir(out: string, o: { force?: boolean; protect?: st
     replace = true;
   }
   const parent = dirname(target);
-  checkWritableDir(parent, flag, out);
+  checkOutDir(flag, parent, { create: true, named: out });
   cleanStaleStages(parent, basename(target));
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const staging = join(parent, `.${basename(target)}.stage-${tag}`);

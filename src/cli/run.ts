@@ -20,7 +20,7 @@ import { embeddedHandlers } from '../runner/embedded.ts';
 import { handlersByEngine, vllmHandlers } from '../runner/vllm.ts';
 import { parseShard, shardPlan } from '../runner/shard.ts';
 import { list, positiveInt, progressLine } from './options.ts';
-import { checkWritableDir } from './outputs.ts';
+import { checkOutDir } from '../outputs.ts';
 
 export interface RunFlags {
   models?: string[];
@@ -113,7 +113,7 @@ export function register(program: Command): void {
         return;
       }
       // Before any work: a bench dir we cannot write would otherwise fail after the first job.
-      checkWritableDir(benchDir, '--bench-dir');
+      checkOutDir('--bench-dir', benchDir, { create: true });
       const progress = progressLine(process.stderr);
       const onEvent = progressEvents(progress);
       const fault = parseFault(f.faultPerturbScales);

@@ -108,7 +108,7 @@ test('corpus: each bad input is a one-line error with its exit code, never a sta
     ['regress --out FILE', regress(goodBaseline, good, '--out', aFile), /--out .*a-file: is a file, not a folder/],
     ['regress --out under a file', regress(goodBaseline, good, '--out', join(aFile, 'x')), /a-file is a file, so the folder cannot be created there/],
     ['regress --out unwritable', regress(goodBaseline, good, '--out', '/proc/bench-regress-out'), /--out \/proc\/bench-regress-out: cannot write in \/proc \(E[A-Z]+\)/],
-    ['baseline update --out FOLDER', ['baseline', 'update', '--run', good, '--out', tmp], /--out .*: is a folder; pass a file path/],
+    ['baseline update --out FOLDER', ['baseline', 'update', '--run', good, '--out', tmp], /--out .*: is a folder, not a regular file; pass a file path/],
     ['baseline update --out unwritable', ['baseline', 'update', '--run', good, '--out', '/proc/bench-baseline.json'], /cannot write in \/proc \(E[A-Z]+\)/],
     ['baseline update --out in a missing folder', ['baseline', 'update', '--run', good, '--out', join(tmp, 'no', 'b.json')], /the folder .*no does not exist/],
     ['baseline update from a run without coverage', ['baseline', 'update', '--run', join(tmp, 'nocov'), '--out', join(tmp, 'x.json')], /carry no coverage .*rerun it with 'bench run'/],
